@@ -1,0 +1,95 @@
+// Package adminapi holds the node admin API's wire types and a typed client
+// for it. The node serves these types; the operator and the tests call them
+// through Client.
+package adminapi
+
+// Suffrage says whether a member votes in elections and commits.
+type Suffrage string
+
+// Suffrage values, as hashicorp/raft names them.
+const (
+	Voter    Suffrage = "voter"
+	Nonvoter Suffrage = "nonvoter"
+)
+
+// Member is one server in the Raft configuration.
+type Member struct {
+	// ID is the Raft server ID (the pod name in Kubernetes).
+	ID string `json:"id"`
+	// Address is the Raft address (host:port).
+	Address string `json:"address"`
+	// Suffrage is voter or nonvoter.
+	Suffrage Suffrage `json:"suffrage"`
+	// Leader is true for the current leader.
+	Leader bool `json:"leader"`
+	// LastIndex is the last log index the member reported having applied;
+	// absent when the member could not be asked.
+	LastIndex *uint64 `json:"last_index,omitempty"`
+	// HTTPURL and AdminURL are the member's published client and admin URLs,
+	// empty until the member has published them into the replicated state.
+	HTTPURL  string `json:"http_url,omitempty"`
+	AdminURL string `json:"admin_url,omitempty"`
+}
+
+// Cluster is the answer of GET /cluster.
+type Cluster struct {
+	// ServedBy is the node that answered.
+	ServedBy string `json:"served_by"`
+	// Leader is the leader's server ID, empty when none is known.
+	Leader       string   `json:"leader"`
+	Term         uint64   `json:"term"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	Members      []Member `json:"members"`
+}
+
+// Status is the answer of GET /status: one node's own view, cheap to ask.
+type Status struct {
+	ID           string `json:"id"`
+	State        string `json:"state"`
+	Leader       string `json:"leader"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+// AddMemberRequest is the body of POST /cluster/members.
+type AddMemberRequest struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+// TransferRequest is the body of POST /cluster/leadership-transfer; an empty
+// ID lets Raft pick the most up-to-date voter.
+type TransferRequest struct {
+	ID string `json:"id,omitempty"`
+}
+
+// NodeInfo is what a node publishes about itself into the replicated state
+// (POST /cluster/nodes), so that peers can forward requests to it.
+type NodeInfo struct {
+	ID       string `json:"id"`
+	HTTPURL  string `json:"http_url"`
+	AdminURL string `json:"admin_url"`
+}
+
+// Result is the answer of a mutating call.
+type Result struct {
+	// Index is the Raft log index of the configuration change, 0 when
+	// nothing had to change.
+	Index   uint64 `json:"index"`
+	Message string `json:"message"`
+}
+
+// ErrorBody is the JSON error shape shared with the client API.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail describes one error.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
