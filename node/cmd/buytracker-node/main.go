@@ -1,0 +1,280 @@
+// Command buytracker-node runs one buytracker node: a Raft member that
+// records purchases and serves the client and admin APIs. Flags and wiring
+// only; the node's behaviour lives in node/store, node/httpapi and node/admin.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/buytracker/buytracker/node/admin"
+	"github.com/buytracker/buytracker/node/httpapi"
+	"github.com/buytracker/buytracker/node/store"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "buytracker-node:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	id, dataDir                       string
+	httpAddr, adminAddr, raftAddr     string
+	advertiseRaft, advertiseHTTP      string
+	advertiseAdmin                    string
+	initialCluster, adminTokenFile    string
+	heartbeatTimeout, electionTimeout time.Duration
+	snapshotInterval, requestTimeout  time.Duration
+	snapshotThreshold, trailingLogs   uint64
+	logLevel                          string
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("buytracker-node", flag.ContinueOnError)
+	fs.StringVar(&o.id, "id", "", "Raft server ID (the pod name in Kubernetes)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the Raft log, snapshots and records")
+	fs.StringVar(&o.httpAddr, "http-addr", "0.0.0.0:8080", "client API listen address")
+	fs.StringVar(&o.adminAddr, "admin-addr", "0.0.0.0:8081", "admin API listen address")
+	fs.StringVar(&o.raftAddr, "raft-addr", "0.0.0.0:7000", "Raft transport listen address")
+	fs.StringVar(&o.advertiseRaft, "advertise-raft", "", "Raft address peers dial, host:port (default: --raft-addr when it names a host)")
+	fs.StringVar(&o.advertiseHTTP, "advertise-http", "", "client API URL peers forward to (default: http://<advertised raft host>:<http port>)")
+	fs.StringVar(&o.advertiseAdmin, "advertise-admin", "", "admin API URL peers call (default: http://<advertised raft host>:<admin port>)")
+	fs.StringVar(&o.initialCluster, "initial-cluster", "", "bootstrap configuration ID=RAFTHOST:PORT,...; a node with no state that is listed bootstraps")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the admin bearer token (default: <data-dir>/admin-token, generated if absent)")
+	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "Raft heartbeat timeout")
+	fs.DurationVar(&o.electionTimeout, "election-timeout", time.Second, "Raft election timeout")
+	fs.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
+	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", 2*time.Minute, "how often to check whether a snapshot is due")
+	fs.Uint64Var(&o.trailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "how long a request waits for a commit before answering 504")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := applyEnv(fs); err != nil {
+		return nil, err
+	}
+	if o.id == "" || o.dataDir == "" {
+		return nil, errors.New("--id and --data-dir are required")
+	}
+	return o, nil
+}
+
+// applyEnv sets every flag not given on the command line from
+// BUYTRACKER_<FLAG_NAME>, so --data-dir reads BUYTRACKER_DATA_DIR.
+func applyEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		env := "BUYTRACKER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s: %w", env, serr)
+			}
+		}
+	})
+	return err
+}
+
+// parseInitialCluster parses ID=HOST:PORT,... into voters.
+func parseInitialCluster(s string) ([]raft.Server, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []raft.Server
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" {
+			return nil, fmt.Errorf("--initial-cluster entry %q: want ID=HOST:PORT", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--initial-cluster entry %q: %w", part, err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("--initial-cluster names %q twice", id)
+		}
+		seen[id] = true
+		out = append(out, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+	}
+	return out, nil
+}
+
+// advertisedURL is the URL peers use for a listener: the listen host when it
+// is a specific one, else the advertised Raft host, with the listen port.
+func advertisedURL(listen, raftHost string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = raftHost
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+func loadToken(path, dataDir string, logger *slog.Logger) (string, error) {
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("read admin token: %w", err)
+		}
+		token := strings.TrimSpace(string(raw))
+		if token == "" {
+			return "", fmt.Errorf("admin token file %s is empty", path)
+		}
+		return token, nil
+	}
+	path = filepath.Join(dataDir, "admin-token")
+	if raw, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(raw))) > 0 {
+		return strings.TrimSpace(string(raw)), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("generate admin token: %w", err)
+	}
+	token := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	logger.Warn("No --admin-token-file given: generated a token", "path", path)
+	return token, nil
+}
+
+func run(args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", o.id)
+
+	initial, err := parseInitialCluster(o.initialCluster)
+	if err != nil {
+		return err
+	}
+	if o.advertiseRaft == "" {
+		host, _, err := net.SplitHostPort(o.raftAddr)
+		if err != nil {
+			return fmt.Errorf("--raft-addr: %w", err)
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return errors.New("--advertise-raft is required when --raft-addr listens on every interface")
+		}
+		o.advertiseRaft = o.raftAddr
+	}
+	raftHost, _, err := net.SplitHostPort(o.advertiseRaft)
+	if err != nil {
+		return fmt.Errorf("--advertise-raft: %w", err)
+	}
+	if o.advertiseHTTP == "" {
+		if o.advertiseHTTP, err = advertisedURL(o.httpAddr, raftHost); err != nil {
+			return err
+		}
+	}
+	if o.advertiseAdmin == "" {
+		if o.advertiseAdmin, err = advertisedURL(o.adminAddr, raftHost); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	token, err := loadToken(o.adminTokenFile, o.dataDir, logger)
+	if err != nil {
+		return err
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st, err := store.Open(store.Config{
+		ID: o.id, DataDir: o.dataDir,
+		RaftBind: o.raftAddr, RaftAdvertise: o.advertiseRaft,
+		HTTPURL: o.advertiseHTTP, AdminURL: o.advertiseAdmin, AdminToken: token,
+		InitialCluster:   initial,
+		HeartbeatTimeout: o.heartbeatTimeout, ElectionTimeout: o.electionTimeout,
+		SnapshotThreshold: o.snapshotThreshold, SnapshotInterval: o.snapshotInterval,
+		TrailingLogs: o.trailingLogs,
+		Logger:       logger, Registerer: registry,
+	})
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(st, httpapi.Options{RequestTimeout: o.requestTimeout, Logger: logger, Registry: registry})
+	adminAPI, err := admin.New(st, token, logger)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	servers := []*http.Server{
+		{Addr: o.httpAddr, Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+		{Addr: o.adminAddr, Handler: adminAPI, ReadHeaderTimeout: 10 * time.Second},
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errs := make(chan error, len(servers))
+	for _, srv := range servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			st.Close()
+			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+		}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("serve %s: %w", srv.Addr, err)
+			}
+		}()
+	}
+	logger.Info("Node started", "http", o.advertiseHTTP, "admin", o.advertiseAdmin, "raft", o.advertiseRaft, "data_dir", o.dataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("Stopping: finishing in-flight requests")
+	case runErr = <-errs:
+		logger.Error("A listener failed; stopping", "error", runErr)
+	}
+	// Drain the APIs while Raft still runs, so in-flight requests finish;
+	// then hand leadership over and close Raft and bbolt.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("HTTP shutdown did not finish cleanly", "addr", srv.Addr, "error", err)
+		}
+	}
+	api.Close()
+	adminAPI.Close()
+	if err := st.Close(); err != nil {
+		logger.Warn("Closing the store failed", "error", err)
+	}
+	logger.Info("Stopped")
+	return runErr
+}

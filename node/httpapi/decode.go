@@ -1,0 +1,234 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/buytracker/buytracker/node/ledger"
+)
+
+// maxBodyBytes is the largest POST /buy body accepted.
+const maxBodyBytes = 64 << 10
+
+// maxAmountCents is 99999999.99 in cents.
+const maxAmountCents = 99_999_999_99
+
+// buyRequest is the POST /buy body. Fields stay raw so that each rule can
+// be checked exactly (integers are not floats, amounts keep their digits).
+type buyRequest struct {
+	UserID        json.RawMessage `json:"user_id"`
+	PromotionID   json.RawMessage `json:"promotion_id"`
+	ProductID     json.RawMessage `json:"product_id"`
+	ProductAmount json.RawMessage `json:"product_amount"`
+	IPAddress     json.RawMessage `json:"ip_address"`
+	Timestamp     json.RawMessage `json:"timestamp"`
+}
+
+// readBuyBody checks the content type and reads at most maxBodyBytes.
+func readBuyBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mediaType != "application/json" && !strings.HasSuffix(mediaType, "+json")) {
+		return nil, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			message: "the body must be JSON (Content-Type: application/json)"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+				message: fmt.Sprintf("the body must be at most %d bytes", maxBodyBytes)}
+		}
+		return nil, badRequest("unreadable_body", "", "could not read the body: "+err.Error())
+	}
+	return body, nil
+}
+
+// decodeBuy validates a POST /buy body and returns the purchase it asks for.
+// remoteIP is used when the body names no ip_address; key is the
+// Idempotency-Key header, already checked.
+func decodeBuy(body []byte, remoteIP, key string) (ledger.Purchase, *apiError) {
+	var req buyRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return ledger.Purchase{}, jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ledger.Purchase{}, badRequest("invalid_json", "", "the body must hold exactly one JSON object")
+	}
+	var p ledger.Purchase
+	var aerr *apiError
+	if p.UserID, aerr = positiveID("user_id", req.UserID); aerr != nil {
+		return ledger.Purchase{}, aerr
+	}
+	if p.PromotionID, aerr = positiveID("promotion_id", req.PromotionID); aerr != nil {
+		return ledger.Purchase{}, aerr
+	}
+	if p.ProductID, aerr = positiveID("product_id", req.ProductID); aerr != nil {
+		return ledger.Purchase{}, aerr
+	}
+	if p.AmountCents, aerr = amount(req.ProductAmount); aerr != nil {
+		return ledger.Purchase{}, aerr
+	}
+	givenIP, aerr := optionalString("ip_address", req.IPAddress)
+	if aerr != nil {
+		return ledger.Purchase{}, aerr
+	}
+	if givenIP != "" {
+		addr, err := netip.ParseAddr(givenIP)
+		if err != nil || addr.Zone() != "" {
+			return ledger.Purchase{}, badRequest("invalid_ip_address", "ip_address", "ip_address must be an IPv4 or IPv6 address")
+		}
+		p.IP = addr.String()
+		givenIP = p.IP
+	} else {
+		p.IP = remoteIP
+	}
+	if p.ClientTimestamp, aerr = optionalString("timestamp", req.Timestamp); aerr != nil {
+		return ledger.Purchase{}, aerr
+	}
+	if p.ClientTimestamp != "" {
+		if _, err := time.Parse(time.RFC3339Nano, p.ClientTimestamp); err != nil {
+			return ledger.Purchase{}, badRequest("invalid_timestamp", "timestamp", "timestamp must be an RFC 3339 time such as 2026-11-25T10:00:00Z")
+		}
+	}
+	p.IdempotencyKey = key
+	p.Fingerprint = fingerprint(&p, givenIP)
+	return p, nil
+}
+
+func jsonError(err error) *apiError {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		return badRequest("invalid_json", typeErr.Field, "the body must be a JSON object")
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return badRequest("invalid_json", "", "the body is not valid JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest("unknown_field", field, fmt.Sprintf("unknown field %q", field))
+	default:
+		return badRequest("invalid_json", "", "the body is not valid JSON: "+err.Error())
+	}
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// positiveID parses a required JSON integer in 1 .. 2^63-1.
+func positiveID(field string, raw json.RawMessage) (int64, *apiError) {
+	if isNull(raw) {
+		return 0, badRequest("missing_field", field, field+" is required")
+	}
+	s := string(raw)
+	if strings.ContainsAny(s, ".eE\"") {
+		return 0, badRequest("invalid_id", field, field+" must be an integer")
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		var numErr *strconv.NumError
+		if errors.As(err, &numErr) && numErr.Err == strconv.ErrRange {
+			return 0, badRequest("invalid_id", field, field+" must be at most 9223372036854775807")
+		}
+		return 0, badRequest("invalid_id", field, field+" must be an integer")
+	}
+	if v < 1 {
+		return 0, badRequest("invalid_id", field, field+" must be at least 1")
+	}
+	return v, nil
+}
+
+// amount parses product_amount, a JSON number or decimal string with at
+// most two decimals, into cents.
+func amount(raw json.RawMessage) (int64, *apiError) {
+	const field = "product_amount"
+	if isNull(raw) {
+		return 0, badRequest("missing_field", field, field+" is required")
+	}
+	s := string(raw)
+	if s[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, badRequest("invalid_amount", field, field+" must be a number")
+		}
+	}
+	cents, ok := parseCents(s)
+	if !ok {
+		return 0, badRequest("invalid_amount", field, field+" must be a decimal number with at most 2 decimals, such as 19.99")
+	}
+	if cents < 0 || cents > maxAmountCents {
+		return 0, badRequest("amount_out_of_range", field, field+" must be between 0 and 99999999.99")
+	}
+	return cents, nil
+}
+
+// parseCents parses [-]digits[.d[d]] exactly, without floating point.
+func parseCents(s string) (int64, bool) {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	whole, frac, hasDot := strings.Cut(s, ".")
+	if whole == "" || len(whole) > 12 || (hasDot && (frac == "" || len(frac) > 2)) {
+		return 0, false
+	}
+	for _, c := range whole + frac {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	w, _ := strconv.ParseInt(whole, 10, 64)
+	f := int64(0)
+	if frac != "" {
+		f, _ = strconv.ParseInt(frac, 10, 64)
+		if len(frac) == 1 {
+			f *= 10
+		}
+	}
+	cents := w*100 + f
+	if neg {
+		cents = -cents
+	}
+	return cents, true
+}
+
+func optionalString(field string, raw json.RawMessage) (string, *apiError) {
+	if isNull(raw) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", badRequest("invalid_"+field, field, field+" must be a string")
+	}
+	return s, nil
+}
+
+// validIdempotencyKey reports whether k is 1..128 printable ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if len(k) < 1 || len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// fingerprint identifies what the client asked for (not the address it came
+// from), so a retry through another node matches the original.
+func fingerprint(p *ledger.Purchase, givenIP string) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d|%d|%d|%d|%s|%s", p.UserID, p.PromotionID, p.ProductID, p.AmountCents, givenIP, p.ClientTimestamp)
+	return h.Sum64()
+}

@@ -1,0 +1,274 @@
+package httpapi
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/buytracker/buytracker/node/forward"
+	"github.com/buytracker/buytracker/node/ledger"
+	"github.com/buytracker/buytracker/node/store"
+)
+
+type buyResponse struct {
+	Success    bool   `json:"success"`
+	PurchaseID uint64 `json:"purchase_id"`
+	TotalBuys  uint64 `json:"total_buys"`
+	RecordedAt string `json:"recorded_at"`
+	Index      uint64 `json:"index"`
+}
+
+func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if _, present := r.Header["Idempotency-Key"]; present && !validIdempotencyKey(key) {
+		writeError(w, badRequest("invalid_idempotency_key", "Idempotency-Key", "Idempotency-Key must be 1 to 128 printable ASCII characters"))
+		return
+	}
+	body, aerr := readBuyBody(w, r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	p, aerr := decodeBuy(body, forward.ClientIP(r), key)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	res, err := s.store.Buy(ctx, p)
+	if err != nil {
+		s.answerStoreError(w, r, err, body)
+		return
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusCreated, buyResponse{
+		Success:    true,
+		PurchaseID: res.PurchaseID,
+		TotalBuys:  res.TotalBuys,
+		RecordedAt: formatTime(res.RecordedAt),
+		Index:      res.Index,
+	})
+}
+
+// answerStoreError forwards to the leader when that is the remedy and this
+// request was not itself forwarded; otherwise it answers the error.
+func (s *Server) answerStoreError(w http.ResponseWriter, r *http.Request, err error, body []byte) {
+	aerr, forwardable := storeError(err)
+	if forwardable && !forward.WasForwarded(r) {
+		if leader, ok := s.store.Leader(); ok && leader.HTTPURL != "" && leader.ID != s.store.ID() {
+			ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout+2*time.Second)
+			defer cancel()
+			ferr := s.forwarder.Forward(w, r.WithContext(ctx), leader.HTTPURL, body)
+			if ferr == nil {
+				return
+			}
+			s.opts.Logger.Warn("Forwarding to the leader failed", "leader", leader.ID, "error", ferr)
+			if r.Method == http.MethodPost {
+				// The leader may have received it: the outcome is unknown.
+				aerr = &apiError{status: http.StatusGatewayTimeout, code: "leader_unreachable",
+					message: "the leader could not be reached in time; the outcome is unknown: retry with the same Idempotency-Key"}
+			}
+		}
+	}
+	if aerr.status == http.StatusInternalServerError {
+		s.opts.Logger.Error("Request failed", "route", r.URL.Path, "error", err)
+	}
+	writeError(w, aerr)
+}
+
+type statsResponse struct {
+	TotalBuys      int64   `json:"total_buys"`
+	RecentBuys     int64   `json:"n_recent_buys"`
+	TimeframeHours float64 `json:"timeframe_hours"`
+	TotalAmount    string  `json:"total_amount"`
+	RecentAmount   string  `json:"recent_amount"`
+	Index          uint64  `json:"index"`
+	Consistency    string  `json:"consistency"`
+	ServedBy       string  `json:"served_by"`
+	Leader         string  `json:"leader"`
+	PromotionID    int64   `json:"promotion_id,omitempty"`
+	ProductID      int64   `json:"product_id,omitempty"`
+}
+
+const maxTimeframeHours = 87600
+
+var decimalPattern = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,9})?$`)
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	hours := 1.0
+	if v := q.Get("timeframe_hours"); q.Has("timeframe_hours") {
+		h, err := strconv.ParseFloat(v, 64)
+		if !decimalPattern.MatchString(v) || err != nil || h <= 0 || h > maxTimeframeHours {
+			writeError(w, badRequest("invalid_timeframe", "timeframe_hours", "timeframe_hours must be a decimal number above 0 and at most 87600"))
+			return
+		}
+		hours = h
+	}
+	var query ledger.StatsQuery
+	var aerr *apiError
+	if query.PromotionID, aerr = optionalIDParam(q.Get("promotion_id"), q.Has("promotion_id"), "promotion_id"); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if query.ProductID, aerr = optionalIDParam(q.Get("product_id"), q.Has("product_id"), "product_id"); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	consistency, aerr := consistencyParam(q.Get("consistency"), q.Has("consistency"))
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	query.Window = time.Duration(math.Round(hours * float64(time.Hour)))
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	st, err := s.store.Stats(ctx, query, consistency)
+	if err != nil {
+		s.answerStoreError(w, r, err, nil)
+		return
+	}
+	leader, _ := s.store.Leader()
+	writeJSON(w, http.StatusOK, statsResponse{
+		TotalBuys:      st.TotalBuys,
+		RecentBuys:     st.RecentBuys,
+		TimeframeHours: hours,
+		TotalAmount:    formatCents(st.TotalCents),
+		RecentAmount:   formatCents(st.RecentCents),
+		Index:          st.AppliedIndex,
+		Consistency:    string(consistency),
+		ServedBy:       s.store.ID(),
+		Leader:         leader.ID,
+		PromotionID:    query.PromotionID,
+		ProductID:      query.ProductID,
+	})
+}
+
+type purchaseJSON struct {
+	PurchaseID      uint64 `json:"purchase_id"`
+	UserID          int64  `json:"user_id"`
+	PromotionID     int64  `json:"promotion_id"`
+	ProductID       int64  `json:"product_id"`
+	ProductAmount   string `json:"product_amount"`
+	IPAddress       string `json:"ip_address"`
+	ClientTimestamp string `json:"client_timestamp,omitempty"`
+	RecordedAt      string `json:"recorded_at"`
+	Index           uint64 `json:"index"`
+	IdempotencyKey  string `json:"idempotency_key,omitempty"`
+}
+
+type buysResponse struct {
+	Purchases []purchaseJSON `json:"purchases"`
+	// NextAfter is the after= value for the next page.
+	NextAfter uint64 `json:"next_after"`
+}
+
+func (s *Server) handleBuys(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after uint64
+	if q.Has("after") {
+		v, err := strconv.ParseUint(q.Get("after"), 10, 64)
+		if err != nil {
+			writeError(w, badRequest("invalid_after", "after", "after must be a purchase id (an integer of 0 or more)"))
+			return
+		}
+		after = v
+	}
+	limit := 100
+	if q.Has("limit") {
+		v, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || v < 1 || v > 1000 {
+			writeError(w, badRequest("invalid_limit", "limit", "limit must be an integer from 1 to 1000"))
+			return
+		}
+		limit = v
+	}
+	consistency, aerr := consistencyParam(q.Get("consistency"), q.Has("consistency"))
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	recs, err := s.store.Records(ctx, after, limit, consistency)
+	if err != nil {
+		s.answerStoreError(w, r, err, nil)
+		return
+	}
+	out := buysResponse{Purchases: make([]purchaseJSON, len(recs)), NextAfter: after}
+	for i, rec := range recs {
+		out.Purchases[i] = purchaseJSON{
+			PurchaseID:      rec.ID,
+			UserID:          rec.UserID,
+			PromotionID:     rec.PromotionID,
+			ProductID:       rec.ProductID,
+			ProductAmount:   formatCents(rec.AmountCents),
+			IPAddress:       rec.IP,
+			ClientTimestamp: rec.ClientTimestamp,
+			RecordedAt:      formatTime(rec.RecordedAt),
+			Index:           rec.Index,
+			IdempotencyKey:  rec.IdempotencyKey,
+		}
+		out.NextAfter = rec.ID
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.store.ID()})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if ok, reason := s.store.Ready(); !ok {
+		writeError(w, &apiError{status: http.StatusServiceUnavailable, code: "not_ready", message: reason})
+		return
+	}
+	leader, _ := s.store.Leader()
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "node": s.store.ID(), "leader": leader.ID})
+}
+
+func optionalIDParam(v string, present bool, field string) (int64, *apiError) {
+	if !present {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return 0, badRequest("invalid_id", field, field+" must be an integer from 1 to 9223372036854775807")
+	}
+	return id, nil
+}
+
+func consistencyParam(v string, present bool) (store.Consistency, *apiError) {
+	if !present {
+		return store.Linearizable, nil
+	}
+	switch c := store.Consistency(v); c {
+	case store.Linearizable, store.Lease, store.Stale:
+		return c, nil
+	}
+	return "", badRequest("invalid_consistency", "consistency", "consistency must be linearizable, lease or stale")
+}
+
+// formatCents renders integer cents as a decimal string with two decimals.
+func formatCents(c int64) string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	frac := c % 100
+	pad := ""
+	if frac < 10 {
+		pad = "0"
+	}
+	return sign + strconv.FormatInt(c/100, 10) + "." + pad + strconv.FormatInt(frac, 10)
+}
+
+func formatTime(unixNano int64) string {
+	return time.Unix(0, unixNano).UTC().Format(time.RFC3339Nano)
+}

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/buytracker/buytracker/node/ledger"
+)
+
+// pendingBuy is one purchase waiting for its Raft entry to commit.
+type pendingBuy struct {
+	purchase ledger.Purchase
+	done     chan buyOutcome // buffered: the completer never blocks on it
+}
+
+type buyOutcome struct {
+	result ledger.BuyResult
+	err    error
+}
+
+// inflightBatch is a Raft entry handed to Raft and the purchases it carries.
+type inflightBatch struct {
+	future raft.ApplyFuture
+	buys   []*pendingBuy
+}
+
+// Buy records a purchase through Raft and returns its result once the entry
+// is committed and applied. Concurrent purchases share Raft entries (group
+// commit): a batch forms from whatever is queued while earlier entries are
+// in flight. On a follower it returns ErrNotLeader.
+func (s *Store) Buy(ctx context.Context, p ledger.Purchase) (ledger.BuyResult, error) {
+	if s.raft.State() != raft.Leader {
+		return ledger.BuyResult{}, s.notLeaderError()
+	}
+	if p.IdempotencyKey != "" {
+		// A retry of a recorded purchase is answered without a log entry.
+		if res, ok := s.ledger.Lookup(p.IdempotencyKey, p.Fingerprint); ok {
+			return res, res.Err
+		}
+	}
+	pb := &pendingBuy{purchase: p, done: make(chan buyOutcome, 1)}
+	select {
+	case s.buys <- pb:
+	case <-s.stop:
+		return ledger.BuyResult{}, ErrClosed
+	default:
+		s.metrics.overloaded.Inc()
+		return ledger.BuyResult{}, ErrOverloaded
+	}
+	select {
+	case out := <-pb.done:
+		return out.result, out.err
+	case <-ctx.Done():
+		// The purchase is queued or in flight and may still commit.
+		return ledger.BuyResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, ctx.Err())
+	}
+}
+
+// notLeaderError says whether a leader is known, so the caller can decide to
+// forward or to answer 503.
+func (s *Store) notLeaderError() error {
+	if info, ok := s.Leader(); ok && info.ID != s.cfg.ID {
+		return ErrNotLeader
+	}
+	return ErrNoLeader
+}
+
+// runBatcher forms Raft entries from queued purchases. It takes an in-flight
+// slot before draining the queue, so while Raft is busy the queue grows and
+// the next entry carries more purchases: batches size themselves to the load.
+func (s *Store) runBatcher() {
+	defer s.wg.Done()
+	defer close(s.batches)
+	batch := make([]ledger.Purchase, 0, s.cfg.MaxBatch)
+	for {
+		var first *pendingBuy
+		select {
+		case first = <-s.buys:
+		case <-s.stop:
+			s.failQueued()
+			return
+		}
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.stop:
+			first.done <- buyOutcome{err: ErrClosed}
+			s.failQueued()
+			return
+		}
+		buys := []*pendingBuy{first}
+	drain:
+		for len(buys) < s.cfg.MaxBatch {
+			select {
+			case pb := <-s.buys:
+				buys = append(buys, pb)
+			default:
+				break drain
+			}
+		}
+		batch = batch[:0]
+		for _, pb := range buys {
+			batch = append(batch, pb.purchase)
+		}
+		cmd := ledger.EncodeBuyBatch(ledger.BuyBatch{LeaderTime: time.Now().UnixNano(), Purchases: batch})
+		s.metrics.batchSize.Observe(float64(len(buys)))
+		s.batches <- inflightBatch{future: s.raft.Apply(cmd, 5*time.Second), buys: buys}
+	}
+}
+
+// failQueued answers every purchase still in the queue; none was handed to
+// Raft, so none is recorded.
+func (s *Store) failQueued() {
+	for {
+		select {
+		case pb := <-s.buys:
+			pb.done <- buyOutcome{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// runCompleter waits for each in-flight entry, in log order, and answers its
+// purchases.
+func (s *Store) runCompleter() {
+	defer s.wg.Done()
+	for b := range s.batches {
+		err := b.future.Error()
+		<-s.slots
+		if err != nil {
+			err = classifyApplyError(err)
+			for _, pb := range b.buys {
+				pb.done <- buyOutcome{err: err}
+			}
+			continue
+		}
+		results, ok := b.future.Response().([]ledger.BuyResult)
+		if !ok || len(results) != len(b.buys) {
+			err := fmt.Errorf("%w: unexpected apply response %T", ErrOutcomeUnknown, b.future.Response())
+			for _, pb := range b.buys {
+				pb.done <- buyOutcome{err: err}
+			}
+			continue
+		}
+		recorded := 0
+		for i, pb := range b.buys {
+			pb.done <- buyOutcome{result: results[i], err: results[i].Err}
+			if !results[i].Replayed {
+				recorded++
+			}
+		}
+		s.metrics.buysRecorded.Add(float64(recorded))
+	}
+}
+
+// classifyApplyError tells "certainly not recorded" from "maybe recorded".
+func classifyApplyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		// Never appended to the log.
+		return fmt.Errorf("%w: %v", ErrNoLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	default:
+		// ErrLeadershipLost and friends: the entry may still commit under
+		// the next leader.
+		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	}
+}

@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/buytracker/buytracker/node/adminapi"
+)
+
+// membershipTimeout bounds one configuration change.
+const membershipTimeout = 10 * time.Second
+
+// Cluster describes the membership as this node sees it, with each member's
+// applied index asked from the member itself.
+func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	_, leaderID := s.raft.LeaderWithID()
+	out := &adminapi.Cluster{
+		ServedBy:     s.cfg.ID,
+		Leader:       string(leaderID),
+		Term:         s.raft.CurrentTerm(),
+		CommitIndex:  s.raft.CommitIndex(),
+		AppliedIndex: s.ledger.AppliedIndex(),
+	}
+	servers := f.Configuration().Servers
+	out.Members = make([]adminapi.Member, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		m := &out.Members[i]
+		m.ID, m.Address = string(srv.ID), string(srv.Address)
+		m.Suffrage = adminapi.Nonvoter
+		if srv.Suffrage == raft.Voter {
+			m.Suffrage = adminapi.Voter
+		}
+		m.Leader = srv.ID == leaderID
+		if info, ok := s.ledger.Node(m.ID); ok {
+			m.HTTPURL, m.AdminURL = info.HTTPURL, info.AdminURL
+		}
+		if m.ID == s.cfg.ID {
+			applied := s.ledger.AppliedIndex()
+			m.LastIndex = &applied
+			continue
+		}
+		if m.AdminURL == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if st, err := s.peers.status(ctx, m.AdminURL); err == nil {
+				m.LastIndex = &st.AppliedIndex
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(out.Members, func(i, j int) bool { return out.Members[i].ID < out.Members[j].ID })
+	return out, nil
+}
+
+// Status is this node's own Raft status.
+func (s *Store) Status() adminapi.Status {
+	_, leaderID := s.raft.LeaderWithID()
+	return adminapi.Status{
+		ID:           s.cfg.ID,
+		State:        s.raft.State().String(),
+		Leader:       string(leaderID),
+		Term:         s.raft.CurrentTerm(),
+		LastIndex:    s.raft.LastIndex(),
+		CommitIndex:  s.raft.CommitIndex(),
+		AppliedIndex: s.ledger.AppliedIndex(),
+	}
+}
+
+func (s *Store) server(id string) (raft.Server, bool, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return raft.Server{}, false, fmt.Errorf("read configuration: %w", err)
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == id {
+			return srv, true, nil
+		}
+	}
+	return raft.Server{}, false, nil
+}
+
+// AddMember adds a server as a non-voter; the promoter makes it a voter once
+// it has caught up. A member already present at the same address is left as
+// it is. Only the leader changes membership: others answer ErrNotLeader.
+func (s *Store) AddMember(id, address string) (uint64, error) {
+	if s.raft.State() != raft.Leader {
+		return 0, s.notLeaderError()
+	}
+	srv, ok, err := s.server(id)
+	if err != nil {
+		return 0, err
+	}
+	if ok && string(srv.Address) == address {
+		return 0, nil
+	}
+	f := s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, membershipTimeout)
+	if err := f.Error(); err != nil {
+		return 0, fmt.Errorf("add %s as non-voter: %w", id, s.mapRaftError(err))
+	}
+	s.logger.Info("Added member as non-voter", "member", id, "address", address, "index", f.Index())
+	return f.Index(), nil
+}
+
+// RemoveMember removes a server; removing an absent one changes nothing.
+func (s *Store) RemoveMember(id string) (uint64, error) {
+	if s.raft.State() != raft.Leader {
+		return 0, s.notLeaderError()
+	}
+	_, ok, err := s.server(id)
+	if err != nil || !ok {
+		return 0, err
+	}
+	f := s.raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout)
+	if err := f.Error(); err != nil {
+		return 0, fmt.Errorf("remove %s: %w", id, s.mapRaftError(err))
+	}
+	s.logger.Info("Removed member", "member", id, "index", f.Index())
+	return f.Index(), nil
+}
+
+// TransferLeadership hands leadership to target, or to the most up-to-date
+// voter when target is empty. When target already leads it does nothing.
+func (s *Store) TransferLeadership(target string) error {
+	_, leaderID := s.raft.LeaderWithID()
+	if target != "" && string(leaderID) == target {
+		return nil
+	}
+	if s.raft.State() != raft.Leader {
+		return s.notLeaderError()
+	}
+	var f raft.Future
+	if target == "" {
+		f = s.raft.LeadershipTransfer()
+	} else {
+		srv, ok, err := s.server(target)
+		if err != nil {
+			return err
+		}
+		if !ok || srv.Suffrage != raft.Voter {
+			return fmt.Errorf("%w: %s is not a voter", ErrInvalidTarget, target)
+		}
+		f = s.raft.LeadershipTransferToServer(srv.ID, srv.Address)
+	}
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", s.mapRaftError(err))
+	}
+	s.logger.Info("Transferred leadership", "target", target)
+	return nil
+}
+
+// ErrInvalidTarget is returned for a leadership transfer to a non-voter.
+var ErrInvalidTarget = fmt.Errorf("invalid leadership transfer target")
+
+func (s *Store) mapRaftError(err error) error {
+	switch err {
+	case raft.ErrNotLeader, raft.ErrLeadershipLost:
+		return fmt.Errorf("%w: %v", s.notLeaderError(), err)
+	}
+	return err
+}
+
+// runPromoter makes caught-up non-voters voters, one per pass, while this
+// node leads.
+func (s *Store) runPromoter() {
+	defer s.wg.Done()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		if s.raft.State() != raft.Leader {
+			continue
+		}
+		if err := s.promoteOne(); err != nil {
+			s.logger.Warn("Promoting a non-voter failed", "error", err)
+		}
+	}
+}
+
+// promoteLag is how far behind the leader's commit index a non-voter may be
+// and still count as caught up.
+const promoteLag = 256
+
+func (s *Store) promoteOne() error {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage != raft.Nonvoter {
+			continue
+		}
+		info, ok := s.ledger.Node(string(srv.ID))
+		if !ok || info.AdminURL == "" {
+			continue // it has not published itself yet
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := s.peers.status(ctx, info.AdminURL)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if st.AppliedIndex+promoteLag < s.raft.CommitIndex() {
+			continue
+		}
+		af := s.raft.AddVoter(srv.ID, srv.Address, f.Index(), membershipTimeout)
+		if err := af.Error(); err != nil {
+			return fmt.Errorf("promote %s: %w", srv.ID, err)
+		}
+		s.logger.Info("Promoted caught-up member to voter", "member", srv.ID, "applied_index", st.AppliedIndex)
+		s.metrics.promotions.Inc()
+		return nil
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"io"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/buytracker/buytracker/node/ledger"
+)
+
+type storeMetrics struct {
+	buysRecorded     prometheus.Counter
+	overloaded       prometheus.Counter
+	batchSize        prometheus.Histogram
+	readRounds       prometheus.Counter
+	promotions       prometheus.Counter
+	snapshotTotal    *prometheus.CounterVec
+	snapshotDuration prometheus.Histogram
+	restoreTotal     *prometheus.CounterVec
+	restoreDuration  prometheus.Histogram
+}
+
+func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
+	m := &storeMetrics{
+		buysRecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "buytracker_buys_total", Help: "Purchases recorded through this node while it led.",
+		}),
+		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "buytracker_buys_rejected_overload_total", Help: "Purchases refused because the write queue was full.",
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "buytracker_buy_batch_size", Help: "Purchases per Raft entry.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}),
+		readRounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "buytracker_read_index_rounds_total", Help: "Leadership confirmations made for linearizable reads.",
+		}),
+		promotions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "buytracker_member_promotions_total", Help: "Non-voters promoted to voters by this node.",
+		}),
+		snapshotTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "buytracker_snapshot_persist_total", Help: "Snapshots written, by result.",
+		}, []string{"result"}),
+		snapshotDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "buytracker_snapshot_persist_duration_seconds", Help: "Time to write a snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		restoreTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "buytracker_snapshot_restore_total", Help: "Snapshots restored, by result.",
+		}, []string{"result"}),
+		restoreDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "buytracker_snapshot_restore_duration_seconds", Help: "Time to restore a snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	reg.MustRegister(
+		m.buysRecorded, m.overloaded, m.batchSize, m.readRounds, m.promotions,
+		m.snapshotTotal, m.snapshotDuration, m.restoreTotal, m.restoreDuration,
+		gauge("buytracker_purchases", "Purchases in the replicated state this node has applied.",
+			func() float64 { return float64(s.ledger.Count()) }),
+		gauge("buytracker_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
+			func() float64 { return float64(s.raft.State()) }),
+		gauge("buytracker_raft_term", "Current Raft term.",
+			func() float64 { return float64(s.raft.CurrentTerm()) }),
+		gauge("buytracker_raft_commit_index", "Raft commit index.",
+			func() float64 { return float64(s.raft.CommitIndex()) }),
+		gauge("buytracker_raft_applied_index", "Index of the last entry the ledger applied.",
+			func() float64 { return float64(s.ledger.AppliedIndex()) }),
+		gauge("buytracker_raft_last_index", "Last index in the Raft log.",
+			func() float64 { return float64(s.raft.LastIndex()) }),
+		gauge("buytracker_raft_last_contact_seconds", "Seconds since the last contact with the leader (0 on the leader).",
+			func() float64 {
+				if s.raft.State() == raft.Leader {
+					return 0
+				}
+				last := s.raft.LastContact()
+				if last.IsZero() {
+					return -1
+				}
+				return time.Since(last).Seconds()
+			}),
+		gauge("buytracker_window_index_points", "Points held by the in-memory window indexes.",
+			func() float64 { return float64(s.ledger.Footprint().WindowPoints) }),
+		gauge("buytracker_idempotency_keys", "Idempotency-Keys remembered.",
+			func() float64 { return float64(s.ledger.Footprint().IdempotencyKeys) }),
+	)
+	return m
+}
+
+// instrumentedFSM times snapshots and restores of the ledger.
+type instrumentedFSM struct {
+	*ledger.Ledger
+	metrics *storeMetrics
+}
+
+func (f *instrumentedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	snap, err := f.Ledger.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &timedSnapshot{FSMSnapshot: snap, metrics: f.metrics}, nil
+}
+
+func (f *instrumentedFSM) Restore(rc io.ReadCloser) error {
+	start := time.Now()
+	err := f.Ledger.Restore(rc)
+	f.metrics.restoreDuration.Observe(time.Since(start).Seconds())
+	f.metrics.restoreTotal.WithLabelValues(result(err)).Inc()
+	return err
+}
+
+type timedSnapshot struct {
+	raft.FSMSnapshot
+	metrics *storeMetrics
+}
+
+func (t *timedSnapshot) Persist(sink raft.SnapshotSink) error {
+	start := time.Now()
+	err := t.FSMSnapshot.Persist(sink)
+	t.metrics.snapshotDuration.Observe(time.Since(start).Seconds())
+	t.metrics.snapshotTotal.WithLabelValues(result(err)).Inc()
+	return err
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "success"
+}

@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/buytracker/buytracker/node/ledger"
+)
+
+// Consistency is how fresh a read must be.
+type Consistency string
+
+// Consistency levels, as GET /stats names them.
+const (
+	// Linearizable reads reflect every write acknowledged before the read
+	// began: ReadIndex on the leader (confirm leadership with a quorum, then
+	// wait until the commit index noted before is applied).
+	Linearizable Consistency = "linearizable"
+	// Lease reads are served by the leader from its local state with no
+	// quorum round trip; a deposed leader may serve them until its lease
+	// runs out.
+	Lease Consistency = "lease"
+	// Stale reads are served by any node from its local state.
+	Stale Consistency = "stale"
+)
+
+// pendingRead waits for a ReadIndex round.
+type pendingRead struct {
+	index chan readIndexResult // buffered
+}
+
+type readIndexResult struct {
+	index uint64
+	err   error
+}
+
+// ReadBarrier returns once the local ledger reflects every write committed
+// before the call, at the given consistency. It returns the applied index
+// the answer may rely on; ErrNotLeader or ErrNoLeader when the read must go
+// to the leader.
+func (s *Store) ReadBarrier(ctx context.Context, c Consistency) error {
+	switch c {
+	case Stale:
+		return nil
+	case Lease:
+		if s.raft.State() != raft.Leader {
+			return s.notLeaderError()
+		}
+		return s.waitLeaderReady(ctx)
+	case Linearizable:
+		if s.raft.State() != raft.Leader {
+			return s.notLeaderError()
+		}
+		if err := s.waitLeaderReady(ctx); err != nil {
+			return err
+		}
+		pr := &pendingRead{index: make(chan readIndexResult, 1)}
+		select {
+		case s.reads <- pr:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-s.stop:
+			return ErrClosed
+		}
+		var res readIndexResult
+		select {
+		case res = <-pr.index:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: confirming leadership: %v", ErrNoLeader, ctx.Err())
+		}
+		if res.err != nil {
+			return res.err
+		}
+		if err := s.ledger.WaitApplied(ctx, res.index); err != nil {
+			return fmt.Errorf("%w: %v", ErrNoLeader, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("unknown consistency %q", c)
+	}
+}
+
+// waitLeaderReady waits until this leader has applied an entry of its own
+// term, which it does within a round trip of winning the election.
+func (s *Store) waitLeaderReady(ctx context.Context) error {
+	for {
+		term := s.leaderTerm.Load()
+		if term == 0 {
+			return s.notLeaderError()
+		}
+		ready, changed := s.leaderReadyTerm()
+		if ready == term {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: new leader not ready: %v", ErrNoLeader, ctx.Err())
+		case <-time.After(50 * time.Millisecond): // re-check the term
+		}
+	}
+}
+
+// runReadIndex confirms leadership for reads in rounds: every read that
+// arrives while a round is under way waits for the next one, so one quorum
+// round trip serves any number of concurrent reads and no read writes to the
+// log.
+func (s *Store) runReadIndex() {
+	defer s.wg.Done()
+	var waiting []*pendingRead
+	for {
+		waiting = waiting[:0]
+		select {
+		case pr := <-s.reads:
+			waiting = append(waiting, pr)
+		case <-s.stop:
+			return
+		}
+	drain:
+		for {
+			select {
+			case pr := <-s.reads:
+				waiting = append(waiting, pr)
+			default:
+				break drain
+			}
+		}
+		index, err := s.readIndex()
+		s.metrics.readRounds.Inc()
+		for _, pr := range waiting {
+			pr.index <- readIndexResult{index: index, err: err}
+		}
+	}
+}
+
+// Stats answers a stats query after the read barrier for c.
+func (s *Store) Stats(ctx context.Context, q ledger.StatsQuery, c Consistency) (ledger.Stats, error) {
+	if err := s.ReadBarrier(ctx, c); err != nil {
+		return ledger.Stats{}, err
+	}
+	return s.ledger.Stats(q, time.Now()), nil
+}
+
+// Records returns purchase records after the read barrier for c.
+func (s *Store) Records(ctx context.Context, after uint64, limit int, c Consistency) ([]ledger.Record, error) {
+	if err := s.ReadBarrier(ctx, c); err != nil {
+		return nil, err
+	}
+	return s.ledger.Records(after, limit)
+}
+
+// readIndex notes the commit index and confirms with a quorum that this node
+// still leads. The commit index is only trustworthy once the leader has
+// committed an entry of its own term, so rounds in a term that has not yet
+// are refused.
+func (s *Store) readIndex() (uint64, error) {
+	term := s.leaderTerm.Load()
+	if ready, _ := s.leaderReadyTerm(); term == 0 || ready != term {
+		return 0, s.notLeaderError()
+	}
+	// Any write acknowledged before these reads began is at or below it.
+	index := s.raft.CommitIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, s.notLeaderError()
+		}
+		return 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	if s.leaderTerm.Load() != term {
+		return 0, s.notLeaderError()
+	}
+	return index, nil
+}

@@ -1,0 +1,392 @@
+// Package store owns a node's Raft instance and its ledger. It exposes the
+// domain operations the HTTP and admin APIs need (Buy, Stats, Records,
+// membership) and hides Raft behind them: group commit for writes, ReadIndex
+// for linearizable reads, node address publication and the promotion of
+// caught-up non-voters.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/buytracker/buytracker/node/ledger"
+)
+
+// Errors the APIs map to HTTP answers.
+var (
+	// ErrNotLeader means the request must go to the leader; nothing was done.
+	ErrNotLeader = errors.New("this node is not the leader")
+	// ErrNoLeader means no leader is known right now; nothing was done.
+	ErrNoLeader = errors.New("no leader is known")
+	// ErrOutcomeUnknown means a write was handed to Raft but its commit was
+	// not confirmed in time: it may or may not be recorded.
+	ErrOutcomeUnknown = errors.New("commit was not confirmed in time; the outcome is unknown")
+	// ErrOverloaded means the write queue is full; nothing was done.
+	ErrOverloaded = errors.New("write queue is full")
+	// ErrClosed means the store is shutting down; nothing was done.
+	ErrClosed = errors.New("store is shutting down")
+)
+
+// Config configures a Store.
+type Config struct {
+	// ID is the Raft server ID.
+	ID string
+	// DataDir holds the Raft log, stable store, snapshots and records.
+	DataDir string
+	// RaftBind is the address the Raft transport listens on;
+	// RaftAdvertise is the address peers dial (may be a DNS name).
+	RaftBind, RaftAdvertise string
+	// HTTPURL and AdminURL are this node's advertised client and admin
+	// URLs, published into the replicated state.
+	HTTPURL, AdminURL string
+	// AdminToken authenticates calls to peers' admin APIs.
+	AdminToken string
+	// InitialCluster is the bootstrap configuration; a node with no Raft
+	// state that is part of it bootstraps, any other node waits to be added.
+	InitialCluster []raft.Server
+
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	// MaxBatch bounds the purchases per Raft entry; MaxInflight bounds the
+	// entries in flight. Zero picks the defaults.
+	MaxBatch, MaxInflight int
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() {
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = time.Second
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = time.Second
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 2 * time.Minute
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 1024
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = 4
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+}
+
+// Store is one node: Raft, its stores, and the ledger it applies to.
+type Store struct {
+	cfg       Config
+	logger    *slog.Logger
+	raft      *raft.Raft
+	ledger    *ledger.Ledger
+	logStore  *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	metrics   *storeMetrics
+	peers     *peerClients
+
+	buys    chan *pendingBuy
+	batches chan inflightBatch
+	slots   chan struct{}
+	reads   chan *pendingRead
+
+	// leaderReady is the term in which this node, as leader, has applied
+	// an entry of its own; before that its state may miss committed entries
+	// of earlier terms, so it serves no linearizable or lease read.
+	readyMu    sync.Mutex
+	readyTerm  uint64
+	readyCh    chan struct{} // closed when readyTerm changes
+	leaderTerm atomic.Uint64 // term of the latest leadership, 0 when follower
+
+	stop    chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup
+}
+
+// Open starts a node: opens its stores, starts Raft, and bootstraps when
+// it has no state and is part of the initial cluster.
+func Open(cfg Config) (*Store, error) {
+	cfg.setDefaults()
+	if cfg.ID == "" {
+		return nil, errors.New("store: an ID is required")
+	}
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create raft dir: %w", err)
+	}
+	s := &Store{
+		cfg:     cfg,
+		logger:  cfg.Logger.With("node", cfg.ID),
+		buys:    make(chan *pendingBuy, 16*cfg.MaxBatch),
+		batches: make(chan inflightBatch, cfg.MaxInflight),
+		slots:   make(chan struct{}, cfg.MaxInflight),
+		reads:   make(chan *pendingRead, 4096),
+		readyCh: make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	var err error
+	if s.ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger"), s.logger); err != nil {
+		return nil, err
+	}
+	s.metrics = newStoreMetrics(cfg.Registerer, s)
+	s.peers = newPeerClients(cfg.AdminToken)
+	if err := s.startRaft(raftDir); err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	s.wg.Add(5)
+	go s.runBatcher()
+	go s.runCompleter()
+	go s.runReadIndex()
+	go s.runPublisher()
+	go s.runPromoter()
+	return s, nil
+}
+
+func (s *Store) startRaft(raftDir string) error {
+	var err error
+	s.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log store: %w", err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{
+		Name: "raft", Level: hclog.Info, JSONFormat: true, Output: os.Stderr,
+	}).With("node", s.cfg.ID)
+	snapshots, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	stream, err := newStreamLayer(s.cfg.RaftBind, s.cfg.RaftAdvertise)
+	if err != nil {
+		return err
+	}
+	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.ID)
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = s.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, s.cfg.HeartbeatTimeout)
+	rc.SnapshotThreshold = s.cfg.SnapshotThreshold
+	rc.SnapshotInterval = s.cfg.SnapshotInterval
+	rc.TrailingLogs = s.cfg.TrailingLogs
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+	notify := make(chan bool, 16)
+	rc.NotifyCh = notify
+
+	hasState, err := raft.HasExistingState(s.logStore, s.logStore, snapshots)
+	if err != nil {
+		return fmt.Errorf("inspect raft state: %w", err)
+	}
+	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics}
+	s.raft, err = raft.NewRaft(rc, fsm, s.logStore, s.logStore, snapshots, s.transport)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	s.wg.Add(1)
+	go s.watchLeadership(notify)
+
+	if !hasState && s.inInitialCluster() {
+		s.logger.Info("Bootstrapping the cluster", "servers", len(s.cfg.InitialCluster))
+		err := s.raft.BootstrapCluster(raft.Configuration{Servers: s.cfg.InitialCluster}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	} else if !hasState {
+		s.logger.Info("No Raft state and not in the initial cluster: waiting to be added")
+	}
+	return nil
+}
+
+func (s *Store) inInitialCluster() bool {
+	for _, srv := range s.cfg.InitialCluster {
+		if string(srv.ID) == s.cfg.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// Close stops the node: it hands leadership over when it leads, fails queued
+// writes, shuts Raft down and closes every store.
+func (s *Store) Close() error {
+	var err error
+	s.stopped.Do(func() {
+		if s.raft.State() == raft.Leader && s.voters() > 1 {
+			if terr := s.raft.LeadershipTransfer().Error(); terr != nil {
+				s.logger.Warn("Handing leadership over before stopping failed", "error", terr)
+			}
+		}
+		close(s.stop)
+		err = s.raft.Shutdown().Error()
+		s.wg.Wait()
+		s.closeStores()
+	})
+	return err
+}
+
+func (s *Store) closeStores() {
+	if s.transport != nil {
+		s.transport.Close()
+	}
+	if s.logStore != nil {
+		s.logStore.Close()
+	}
+	s.ledger.Close()
+	s.peers.close()
+}
+
+func (s *Store) voters() int {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// ID returns the node's server ID.
+func (s *Store) ID() string { return s.cfg.ID }
+
+// Ledger returns the node's state machine, for read-only use.
+func (s *Store) Ledger() *ledger.Ledger { return s.ledger }
+
+// Raft returns the Raft instance, for tests and metrics.
+func (s *Store) Raft() *raft.Raft { return s.raft }
+
+// IsLeader reports whether this node currently leads.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the leader's ID and published addresses, if known.
+func (s *Store) Leader() (ledger.NodeInfo, bool) {
+	_, id := s.raft.LeaderWithID()
+	if id == "" {
+		return ledger.NodeInfo{}, false
+	}
+	info, ok := s.ledger.Node(string(id))
+	if !ok {
+		info = ledger.NodeInfo{ID: string(id)}
+	}
+	return info, true
+}
+
+// Ready reports whether the node is a member that knows a leader and has
+// applied close to the commit index. The reason says what is missing.
+func (s *Store) Ready() (bool, string) {
+	if _, id := s.raft.LeaderWithID(); id == "" {
+		return false, "no leader known"
+	}
+	if !s.isMember() {
+		return false, "not a member of the cluster"
+	}
+	const maxLag = 1024
+	commit, applied := s.raft.CommitIndex(), s.ledger.AppliedIndex()
+	if raftApplied := s.raft.AppliedIndex(); raftApplied > applied {
+		applied = raftApplied
+	}
+	if commit > applied+maxLag {
+		return false, fmt.Sprintf("applied index %d lags commit index %d", applied, commit)
+	}
+	if s.raft.State() != raft.Leader && time.Since(s.raft.LastContact()) > 3*s.cfg.HeartbeatTimeout {
+		return false, "no recent contact with the leader"
+	}
+	return true, ""
+}
+
+func (s *Store) isMember() bool {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == s.cfg.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// watchLeadership tracks leadership and commits a first entry of each new
+// term (the leader's own addresses) before reads are served.
+func (s *Store) watchLeadership(notify <-chan bool) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case isLeader := <-notify:
+			if !isLeader {
+				s.leaderTerm.Store(0)
+				s.logger.Info("Lost leadership")
+				continue
+			}
+			term := s.raft.CurrentTerm()
+			s.leaderTerm.Store(term)
+			s.logger.Info("Became leader", "term", term)
+			s.wg.Add(1)
+			go s.startTerm(term)
+		}
+	}
+}
+
+func (s *Store) startTerm(term uint64) {
+	defer s.wg.Done()
+	cmd := ledger.EncodePublishNode(s.selfInfo())
+	if err := s.raft.Apply(cmd, 10*time.Second).Error(); err != nil {
+		s.logger.Warn("Committing the first entry of the term failed", "term", term, "error", err)
+		return
+	}
+	s.readyMu.Lock()
+	if term > s.readyTerm {
+		s.readyTerm = term
+		close(s.readyCh)
+		s.readyCh = make(chan struct{})
+	}
+	s.readyMu.Unlock()
+}
+
+// leaderReadyTerm returns the term this node is ready to serve reads in as
+// leader (0 if none) and a channel closed when that changes.
+func (s *Store) leaderReadyTerm() (uint64, <-chan struct{}) {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	return s.readyTerm, s.readyCh
+}
+
+func (s *Store) selfInfo() ledger.NodeInfo {
+	return ledger.NodeInfo{ID: s.cfg.ID, HTTPURL: s.cfg.HTTPURL, AdminURL: s.cfg.AdminURL}
+}
