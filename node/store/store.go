@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -141,7 +140,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		cfg:     cfg,
-		logger:  cfg.Logger.With("node", cfg.ID),
+		logger:  cfg.Logger,
 		buys:    make(chan *pendingBuy, 16*cfg.MaxBatch),
 		batches: make(chan inflightBatch, cfg.MaxInflight),
 		slots:   make(chan struct{}, cfg.MaxInflight),
@@ -174,9 +173,7 @@ func (s *Store) startRaft(raftDir string) error {
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{
-		Name: "raft", Level: hclog.Info, JSONFormat: true, Output: os.Stderr,
-	}).With("node", s.cfg.ID)
+	hlog := newHCLog(s.logger, "raft")
 	snapshots, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
