@@ -61,7 +61,7 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 func (s *Server) answerStoreError(w http.ResponseWriter, r *http.Request, err error, body []byte) {
 	aerr, forwardable := storeError(err)
 	if forwardable && !forward.WasForwarded(r) {
-		if leader, ok := s.store.Leader(); ok && leader.HTTPURL != "" && leader.ID != s.store.ID() {
+		if leader, ok := s.leaderToForwardTo(r.Context()); ok {
 			ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout+2*time.Second)
 			defer cancel()
 			ferr := s.forwarder.Forward(w, r.WithContext(ctx), leader.HTTPURL, body)
@@ -80,6 +80,27 @@ func (s *Server) answerStoreError(w http.ResponseWriter, r *http.Request, err er
 		s.opts.Logger.Error("Request failed", "route", r.URL.Path, "error", err)
 	}
 	writeError(w, aerr)
+}
+
+// leaderToForwardTo returns the leader when another node leads and its URL
+// is known. Just after an election the URL may be a moment behind the
+// leader's name, so it waits briefly for it.
+func (s *Server) leaderToForwardTo(ctx context.Context) (ledger.NodeInfo, bool) {
+	const wait = 2 * time.Second
+	deadline := time.Now().Add(wait)
+	for {
+		leader, ok := s.store.Leader()
+		if ok && leader.ID != s.store.ID() && leader.HTTPURL != "" {
+			return leader, true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return ledger.NodeInfo{}, false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 type statsResponse struct {

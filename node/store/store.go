@@ -304,8 +304,12 @@ func (s *Store) Leader() (ledger.NodeInfo, bool) {
 // Ready reports whether the node is a member that knows a leader and has
 // applied close to the commit index. The reason says what is missing.
 func (s *Store) Ready() (bool, string) {
-	if _, id := s.raft.LeaderWithID(); id == "" {
+	leader, ok := s.Leader()
+	if !ok {
 		return false, "no leader known"
+	}
+	if leader.HTTPURL == "" {
+		return false, "the leader's address is not known yet"
 	}
 	if !s.isMember() {
 		return false, "not a member of the cluster"

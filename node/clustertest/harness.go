@@ -1,0 +1,438 @@
+// Package clustertest runs clusters of real buytracker-node processes on
+// 127.0.0.1 for end-to-end tests of the node: real Raft over TCP, bbolt on
+// disk, SIGKILL for crashes.
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/buytracker/buytracker/node/adminapi"
+)
+
+// Binary builds the node binary once per test process.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "buytracker-node-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "buytracker-node")
+		cmd := exec.Command("go", "build", "-o", builtBin, "github.com/buytracker/buytracker/node/cmd/buytracker-node")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("build node binary: %v", buildErr)
+	}
+	return builtBin
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// Cluster is a set of node processes sharing an admin token.
+type Cluster struct {
+	t     testing.TB
+	dir   string
+	bin   string
+	token string
+	// ExtraFlags are passed to every node started after they are set.
+	ExtraFlags []string
+	mu         sync.Mutex
+	nodes      map[string]*Node
+	initial    string
+	client     *http.Client
+}
+
+// Node is one node process.
+type Node struct {
+	ID       string
+	HTTPURL  string
+	AdminURL string
+	RaftAddr string
+	httpAddr string
+	admAddr  string
+	dataDir  string
+	logPath  string
+	initial  bool
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+// Start starts an initial cluster of n nodes named n1..nN and waits for a
+// ready leader.
+func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{
+		t: t, dir: t.TempDir(), bin: Binary(t), token: "test-token",
+		ExtraFlags: extraFlags, nodes: map[string]*Node{},
+		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+	var parts []string
+	var ids []string
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("n%d", i)
+		node := c.newNode(id, true)
+		parts = append(parts, id+"="+node.RaftAddr)
+		ids = append(ids, id)
+	}
+	c.initial = strings.Join(parts, ",")
+	for _, id := range ids {
+		c.nodes[id].start(c)
+	}
+	t.Cleanup(c.stopAll)
+	c.WaitLeader(30 * time.Second)
+	return c
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (c *Cluster) newNode(id string, initial bool) *Node {
+	n := &Node{
+		ID: id, RaftAddr: freeAddr(c.t), httpAddr: freeAddr(c.t), admAddr: freeAddr(c.t),
+		dataDir: filepath.Join(c.dir, id), logPath: filepath.Join(c.dir, id+".log"), initial: initial,
+	}
+	n.HTTPURL, n.AdminURL = "http://"+n.httpAddr, "http://"+n.admAddr
+	c.mu.Lock()
+	c.nodes[id] = n
+	c.mu.Unlock()
+	return n
+}
+
+// AddNode starts a node that is not in the initial cluster; it waits to be
+// added through the admin API.
+func (c *Cluster) AddNode(id string) *Node {
+	n := c.newNode(id, false)
+	n.start(c)
+	return n
+}
+
+func (n *Node) start(c *Cluster) {
+	tokenFile := filepath.Join(c.dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(c.token), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	args := []string{
+		"--id=" + n.ID, "--data-dir=" + n.dataDir,
+		"--http-addr=" + n.httpAddr, "--admin-addr=" + n.admAddr, "--raft-addr=" + n.RaftAddr,
+		"--admin-token-file=" + tokenFile,
+		"--heartbeat-timeout=500ms", "--election-timeout=500ms",
+	}
+	if n.initial {
+		args = append(args, "--initial-cluster="+c.initial)
+	}
+	args = append(args, c.ExtraFlags...)
+	logFile, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n.cmd = exec.Command(c.bin, args...)
+	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
+	if err := n.cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", n.ID, err)
+	}
+	n.exited = make(chan struct{})
+	go func() {
+		n.cmd.Wait()
+		logFile.Close()
+		close(n.exited)
+	}()
+}
+
+// Kill stops a node with SIGKILL: a crash.
+func (c *Cluster) Kill(n *Node) {
+	c.t.Helper()
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+// Stop stops a node with SIGTERM and waits for a clean exit.
+func (c *Cluster) Stop(n *Node) {
+	c.t.Helper()
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+		if code := n.cmd.ProcessState.ExitCode(); code != 0 {
+			c.t.Errorf("%s exited with %d after SIGTERM; log:\n%s", n.ID, code, c.Log(n))
+		}
+	case <-time.After(30 * time.Second):
+		c.t.Errorf("%s did not stop within 30s of SIGTERM", n.ID)
+		c.Kill(n)
+	}
+}
+
+// Restart starts a stopped or killed node again with the same data dir.
+func (c *Cluster) Restart(n *Node) { n.start(c) }
+
+// Running reports whether the node's process is alive.
+func (n *Node) Running() bool {
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (c *Cluster) stopAll() {
+	for _, n := range c.Nodes() {
+		if n.Running() {
+			_ = n.cmd.Process.Signal(syscall.SIGKILL)
+			<-n.exited
+		}
+	}
+	if c.t.Failed() {
+		for _, n := range c.Nodes() {
+			c.t.Logf("--- log of %s (last 40 lines) ---\n%s", n.ID, tail(c.Log(n), 40))
+		}
+	}
+}
+
+// Log returns a node's log so far.
+func (c *Cluster) Log(n *Node) string {
+	raw, _ := os.ReadFile(n.logPath)
+	return string(raw)
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Nodes returns every node, running or not, ordered by id.
+func (c *Cluster) Nodes() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Node, 0, len(c.nodes))
+	for i := 1; i <= 99 && len(out) < len(c.nodes); i++ {
+		if n, ok := c.nodes[fmt.Sprintf("n%d", i)]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Node returns a node by id.
+func (c *Cluster) Node(id string) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id]
+}
+
+// Admin returns an admin client for n.
+func (c *Cluster) Admin(n *Node) *adminapi.Client {
+	cl, err := adminapi.NewClient(n.AdminURL, c.token, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
+// Eventually polls cond until it returns nil or timeout passes, then fails
+// the test with the last error.
+func (c *Cluster) Eventually(timeout time.Duration, what string, cond func() error) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: not true within %v: %v", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WaitLeader waits until every running node is ready and agrees on a
+// leader, and returns the leader.
+func (c *Cluster) WaitLeader(timeout time.Duration) *Node {
+	c.t.Helper()
+	var leader *Node
+	c.Eventually(timeout, "a leader every running node agrees on", func() error {
+		leader = nil
+		var leaderID string
+		for _, n := range c.Nodes() {
+			if !n.Running() {
+				continue
+			}
+			var ready struct {
+				Leader string `json:"leader"`
+			}
+			if status, err := c.GetJSON(n.HTTPURL+"/ready", &ready); err != nil || status != 200 {
+				return fmt.Errorf("%s not ready (status %d, %v)", n.ID, status, err)
+			}
+			if leaderID != "" && ready.Leader != leaderID {
+				return fmt.Errorf("nodes disagree on the leader: %s and %s", leaderID, ready.Leader)
+			}
+			leaderID = ready.Leader
+		}
+		leader = c.Node(leaderID)
+		if leader == nil || !leader.Running() {
+			return fmt.Errorf("leader %q is not a running node", leaderID)
+		}
+		return nil
+	})
+	return leader
+}
+
+// Followers returns the running nodes other than leader.
+func (c *Cluster) Followers(leader *Node) []*Node {
+	var out []*Node
+	for _, n := range c.Nodes() {
+		if n != leader && n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// BuyAnswer is a POST /buy answer.
+type BuyAnswer struct {
+	Status     int
+	PurchaseID uint64 `json:"purchase_id"`
+	TotalBuys  uint64 `json:"total_buys"`
+	RecordedAt string `json:"recorded_at"`
+	Index      uint64 `json:"index"`
+	Replayed   bool
+}
+
+// Buy sends one purchase to baseURL, with an Idempotency-Key when key is set.
+func (c *Cluster) Buy(ctx context.Context, baseURL, key string, userID int) (BuyAnswer, error) {
+	body := fmt.Sprintf(`{"user_id":%d,"promotion_id":1,"product_id":2,"product_amount":"1.25"}`, userID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/buy", strings.NewReader(body))
+	if err != nil {
+		return BuyAnswer{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return BuyAnswer{}, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return BuyAnswer{}, err
+	}
+	a := BuyAnswer{Status: resp.StatusCode, Replayed: resp.Header.Get("Idempotent-Replayed") == "true"}
+	if resp.StatusCode == http.StatusCreated {
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return a, fmt.Errorf("decode buy answer %q: %w", raw, err)
+		}
+	}
+	return a, nil
+}
+
+// Stats is a GET /stats answer.
+type Stats struct {
+	TotalBuys   uint64 `json:"total_buys"`
+	Index       uint64 `json:"index"`
+	ServedBy    string `json:"served_by"`
+	Leader      string `json:"leader"`
+	Consistency string `json:"consistency"`
+}
+
+// Stats reads /stats from baseURL at the given consistency.
+func (c *Cluster) Stats(baseURL, consistency string) (Stats, int, error) {
+	var s Stats
+	status, err := c.GetJSON(baseURL+"/stats?consistency="+consistency, &s)
+	return s, status, err
+}
+
+// Purchase is one record of GET /buys.
+type Purchase struct {
+	PurchaseID     uint64 `json:"purchase_id"`
+	UserID         int64  `json:"user_id"`
+	RecordedAt     string `json:"recorded_at"`
+	Index          uint64 `json:"index"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+// AllPurchases pages through GET /buys on baseURL.
+func (c *Cluster) AllPurchases(baseURL, consistency string) ([]Purchase, error) {
+	var out []Purchase
+	after := uint64(0)
+	for {
+		var page struct {
+			Purchases []Purchase `json:"purchases"`
+			NextAfter uint64     `json:"next_after"`
+		}
+		status, err := c.GetJSON(fmt.Sprintf("%s/buys?after=%d&limit=1000&consistency=%s", baseURL, after, consistency), &page)
+		if err != nil || status != 200 {
+			return nil, fmt.Errorf("GET /buys after %d: status %d, %v", after, status, err)
+		}
+		if len(page.Purchases) == 0 {
+			return out, nil
+		}
+		out = append(out, page.Purchases...)
+		after = page.NextAfter
+	}
+}
+
+// GetJSON GETs url and decodes a 2xx JSON answer into v.
+func (c *Cluster) GetJSON(url string, v any) (int, error) {
+	resp, err := c.client.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, fmt.Errorf("%s: %d %s", url, resp.StatusCode, bytes.TrimSpace(raw))
+	}
+	return resp.StatusCode, json.Unmarshal(raw, v)
+}
+
+// Metric returns the value of an unlabelled Prometheus sample on n.
+func (c *Cluster) Metric(n *Node, name string) (float64, error) {
+	resp, err := c.client.Get(n.HTTPURL + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			var v float64
+			_, err := fmt.Sscan(rest, &v)
+			return v, err
+		}
+	}
+	return 0, fmt.Errorf("metric %s not found on %s", name, n.ID)
+}
