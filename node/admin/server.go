@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ type Store interface {
 	RemoveMember(id string) (uint64, error)
 	TransferLeadership(target string) error
 	PublishNode(info ledger.NodeInfo) error
+	BuyForwarded(ctx context.Context, encoded []byte) ([]byte, error)
 }
 
 // Server is the admin API of one node.
@@ -53,6 +55,11 @@ func New(st Store, token string, logger *slog.Logger) (*Server, error) {
 	s.mux.HandleFunc("DELETE /cluster/members/{id}", s.handleRemoveMember)
 	s.mux.HandleFunc("POST /cluster/leadership-transfer", s.handleTransfer)
 	s.mux.HandleFunc("POST /cluster/nodes", s.handlePublishNode)
+	s.mux.HandleFunc("POST "+adminapi.ForwardBuysPath, s.handleForwardedBuys)
+	// Profiles, behind the same token, for diagnosing a live node.
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return s, nil
 }
 
@@ -131,6 +138,22 @@ func (s *Server) handlePublishNode(w http.ResponseWriter, r *http.Request) {
 	}
 	err := s.store.PublishNode(ledger.NodeInfo{ID: req.ID, HTTPURL: req.HTTPURL, AdminURL: req.AdminURL})
 	s.answer(w, r, body, 0, err, "node "+req.ID+" published")
+}
+
+// handleForwardedBuys records a batch of purchases a follower forwarded.
+func (s *Server) handleForwardedBuys(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "a forwarded batch must be at most 16 MiB")
+		return
+	}
+	out, err := s.store.BuyForwarded(r.Context(), body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_batch", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(out)
 }
 
 // answer writes the outcome of a change, forwarding to the leader when this

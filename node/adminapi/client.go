@@ -164,3 +164,33 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// ForwardBuys hands a batch of purchases, encoded as a ledger buy batch, to
+// the leader and returns its encoded outcomes. Nodes use it to forward
+// writes; it is not meant for operators.
+func (c *Client) ForwardBuys(ctx context.Context, batch []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.String()+ForwardBuysPath, bytes.NewReader(batch))
+	if err != nil {
+		return nil, fmt.Errorf("build forwarded buys: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("forward buys to %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read forwarded buys answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		apiErr := &APIError{StatusCode: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(raw))}
+		var eb ErrorBody
+		if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
+			apiErr.Code, apiErr.Message = eb.Error.Code, eb.Error.Message
+		}
+		return nil, apiErr
+	}
+	return raw, nil
+}

@@ -74,6 +74,10 @@ type NodeInfo struct {
 	AdminURL string `json:"admin_url"`
 }
 
+// ForwardBuysPath is the internal route a follower posts batches of
+// purchases to on the leader's admin listener.
+const ForwardBuysPath = "/internal/buy-batch"
+
 // Result is the answer of a mutating call.
 type Result struct {
 	// Index is the Raft log index of the configuration change, 0 when

@@ -211,3 +211,16 @@ func decodePublishNode(version byte, payload []byte) (NodeInfo, error) {
 	}
 	return n, nil
 }
+
+// DecodeBuyBatch decodes a CmdBuyBatch command; followers use the same
+// encoding to hand a batch of purchases to the leader.
+func DecodeBuyBatch(data []byte) (BuyBatch, error) {
+	typ, version, payload, err := commandHeader(data)
+	if err != nil {
+		return BuyBatch{}, err
+	}
+	if typ != CmdBuyBatch {
+		return BuyBatch{}, fmt.Errorf("%w: command type %d is not a buy batch", errMalformed, typ)
+	}
+	return decodeBuyBatch(version, payload)
+}

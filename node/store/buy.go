@@ -34,23 +34,63 @@ type inflightBatch struct {
 // in flight. On a follower it returns ErrNotLeader.
 func (s *Store) Buy(ctx context.Context, p ledger.Purchase) (ledger.BuyResult, error) {
 	if s.raft.State() != raft.Leader {
-		return ledger.BuyResult{}, s.notLeaderError()
+		if err := s.notLeaderError(); !errors.Is(err, ErrNotLeader) {
+			return ledger.BuyResult{}, err
+		}
+		return s.enqueue(ctx, s.forwardQueue, p)
+	}
+	return s.buyAsLeader(ctx, p)
+}
+
+// buyAsLeader records a purchase through this node's own Raft; it never
+// forwards.
+func (s *Store) buyAsLeader(ctx context.Context, p ledger.Purchase) (ledger.BuyResult, error) {
+	pb, done := s.submitAsLeader(p)
+	if done != nil {
+		return done.result, done.err
+	}
+	return pb.wait(ctx)
+}
+
+// submitAsLeader queues a purchase for the leader's group commit. When the
+// purchase needs no log entry (an Idempotency-Key retry) or cannot be queued,
+// it returns the outcome instead.
+func (s *Store) submitAsLeader(p ledger.Purchase) (*pendingBuy, *buyOutcome) {
+	if s.raft.State() != raft.Leader {
+		return nil, &buyOutcome{err: ErrNoLeader}
 	}
 	if p.IdempotencyKey != "" {
 		// A retry of a recorded purchase is answered without a log entry.
 		if res, ok := s.ledger.Lookup(p.IdempotencyKey, p.Fingerprint); ok {
-			return res, res.Err
+			return nil, &buyOutcome{result: res, err: res.Err}
 		}
 	}
+	return s.submit(s.buys, p)
+}
+
+// enqueue puts a purchase on a batching queue and waits for its outcome.
+func (s *Store) enqueue(ctx context.Context, queue chan *pendingBuy, p ledger.Purchase) (ledger.BuyResult, error) {
+	pb, done := s.submit(queue, p)
+	if done != nil {
+		return done.result, done.err
+	}
+	return pb.wait(ctx)
+}
+
+func (s *Store) submit(queue chan *pendingBuy, p ledger.Purchase) (*pendingBuy, *buyOutcome) {
 	pb := &pendingBuy{purchase: p, done: make(chan buyOutcome, 1)}
 	select {
-	case s.buys <- pb:
+	case queue <- pb:
+		return pb, nil
 	case <-s.stop:
-		return ledger.BuyResult{}, ErrClosed
+		return nil, &buyOutcome{err: ErrClosed}
 	default:
 		s.metrics.overloaded.Inc()
-		return ledger.BuyResult{}, ErrOverloaded
+		return nil, &buyOutcome{err: ErrOverloaded}
 	}
+}
+
+func (pb *pendingBuy) wait(ctx context.Context) (ledger.BuyResult, error) {
 	select {
 	case out := <-pb.done:
 		return out.result, out.err
@@ -81,14 +121,14 @@ func (s *Store) runBatcher() {
 		select {
 		case first = <-s.buys:
 		case <-s.stop:
-			s.failQueued()
+			s.failQueue(s.buys)
 			return
 		}
 		select {
 		case s.slots <- struct{}{}:
 		case <-s.stop:
 			first.done <- buyOutcome{err: ErrClosed}
-			s.failQueued()
+			s.failQueue(s.buys)
 			return
 		}
 		buys := []*pendingBuy{first}
@@ -111,12 +151,12 @@ func (s *Store) runBatcher() {
 	}
 }
 
-// failQueued answers every purchase still in the queue; none was handed to
-// Raft, so none is recorded.
-func (s *Store) failQueued() {
+// failQueue answers every purchase still in a queue; none was handed on,
+// so none is recorded.
+func (s *Store) failQueue(queue chan *pendingBuy) {
 	for {
 		select {
-		case pb := <-s.buys:
+		case pb := <-queue:
 			pb.done <- buyOutcome{err: ErrClosed}
 		default:
 			return

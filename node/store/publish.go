@@ -82,7 +82,7 @@ type peerClients struct {
 func newPeerClients(token string) *peerClients {
 	return &peerClients{
 		token:     token,
-		transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute},
+		transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute},
 		clients:   make(map[string]*adminapi.Client),
 	}
 }
@@ -93,7 +93,7 @@ func (p *peerClients) client(adminURL string) (*adminapi.Client, error) {
 	if c, ok := p.clients[adminURL]; ok {
 		return c, nil
 	}
-	c, err := adminapi.NewClient(adminURL, p.token, &http.Client{Transport: p.transport, Timeout: 5 * time.Second})
+	c, err := adminapi.NewClient(adminURL, p.token, &http.Client{Transport: p.transport, Timeout: forwardTimeout})
 	if err != nil {
 		return nil, err
 	}

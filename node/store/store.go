@@ -111,8 +111,12 @@ type Store struct {
 
 	buys    chan *pendingBuy
 	batches chan inflightBatch
-	slots   chan struct{}
-	reads   chan *pendingRead
+	// forwardQueue and forwardSlots batch a follower's purchases on their
+	// way to the leader.
+	forwardQueue chan *pendingBuy
+	forwardSlots chan struct{}
+	slots        chan struct{}
+	reads        chan *pendingRead
 
 	// leaderReady is the term in which this node, as leader, has applied
 	// an entry of its own; before that its state may miss committed entries
@@ -139,14 +143,16 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
 	s := &Store{
-		cfg:     cfg,
-		logger:  cfg.Logger,
-		buys:    make(chan *pendingBuy, 16*cfg.MaxBatch),
-		batches: make(chan inflightBatch, cfg.MaxInflight),
-		slots:   make(chan struct{}, cfg.MaxInflight),
-		reads:   make(chan *pendingRead, 4096),
-		readyCh: make(chan struct{}),
-		stop:    make(chan struct{}),
+		cfg:          cfg,
+		logger:       cfg.Logger,
+		buys:         make(chan *pendingBuy, 16*cfg.MaxBatch),
+		batches:      make(chan inflightBatch, cfg.MaxInflight),
+		slots:        make(chan struct{}, cfg.MaxInflight),
+		forwardQueue: make(chan *pendingBuy, 16*cfg.MaxBatch),
+		forwardSlots: make(chan struct{}, cfg.MaxInflight),
+		reads:        make(chan *pendingRead, 4096),
+		readyCh:      make(chan struct{}),
+		stop:         make(chan struct{}),
 	}
 	var err error
 	if s.ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger"), s.logger); err != nil {
@@ -158,8 +164,9 @@ func Open(cfg Config) (*Store, error) {
 		s.closeStores()
 		return nil, err
 	}
-	s.wg.Add(5)
+	s.wg.Add(6)
 	go s.runBatcher()
+	go s.runForwarder()
 	go s.runCompleter()
 	go s.runReadIndex()
 	go s.runPublisher()
