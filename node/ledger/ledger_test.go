@@ -13,7 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-func openTestLedger(t *testing.T) *Ledger {
+func openTestLedger(t testing.TB) *Ledger {
 	t.Helper()
 	l, err := Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
