@@ -169,6 +169,9 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, body []byte, ind
 	case errors.Is(err, store.ErrNoLeader):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "no_leader", "no leader right now; retry")
+	case errors.Is(err, store.ErrTransferFailed):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "transfer_failed", err.Error())
 	case errors.Is(err, store.ErrInvalidTarget):
 		writeError(w, http.StatusBadRequest, "invalid_target", err.Error())
 	default:

@@ -279,16 +279,7 @@ func TestNodeAddedAfterCompactionCatchesUpBySnapshot(t *testing.T) {
 	})
 	// An idempotency key recorded before the snapshot is still known on n4
 	// once it leads.
-	if _, err := c.Admin(leader).TransferLeadership(t.Context(), "n4"); err != nil {
-		t.Fatalf("transfer to n4: %v", err)
-	}
-	c.Eventually(20*time.Second, "n4 leads", func() error {
-		st, err := c.Admin(n4).Status(t.Context())
-		if err != nil || st.State != "Leader" {
-			return fmt.Errorf("n4: %+v %v", st, err)
-		}
-		return nil
-	})
+	transferTo(t, c, "n4")
 	var a BuyAnswer
 	c.Eventually(20*time.Second, "n4 answers a retry of k0", func() error {
 		a, err = c.Buy(t.Context(), n4.HTTPURL, "k0", 1)
@@ -300,6 +291,21 @@ func TestNodeAddedAfterCompactionCatchesUpBySnapshot(t *testing.T) {
 	if !a.Replayed || a.PurchaseID != 1 {
 		t.Fatalf("retry of k0 on n4: %+v, want purchase 1 replayed", a)
 	}
+}
+
+// transferTo moves leadership to id through the admin API, asking again
+// when a transfer times out (the target may still be catching up), until id
+// reports itself leader.
+func transferTo(t *testing.T, c *Cluster, id string) {
+	t.Helper()
+	c.Eventually(30*time.Second, id+" leads", func() error {
+		st, err := c.Admin(c.Node(id)).Status(t.Context())
+		if err == nil && st.State == "Leader" {
+			return nil
+		}
+		_, err = c.Admin(c.Node(id)).TransferLeadership(t.Context(), id)
+		return fmt.Errorf("%s is %v (transfer: %v)", id, st, err)
+	})
 }
 
 func waitSuffrage(t *testing.T, c *Cluster, via *Node, want map[string]adminapi.Suffrage) {
@@ -360,16 +366,7 @@ func TestMembershipThreeToFiveToThree(t *testing.T) {
 	waitSuffrage(t, c, leader, voters5)
 	buy()
 	// Move leadership to n1 so removing n4 and n5 never removes the leader.
-	if _, err := admin.TransferLeadership(t.Context(), "n1"); err != nil {
-		t.Fatalf("transfer to n1: %v", err)
-	}
-	c.Eventually(20*time.Second, "n1 leads", func() error {
-		st, err := c.Admin(c.Node("n1")).Status(t.Context())
-		if err != nil || st.State != "Leader" {
-			return fmt.Errorf("n1 state %v %v", st, err)
-		}
-		return nil
-	})
+	transferTo(t, c, "n1")
 	for _, id := range []string{"n5", "n4"} {
 		if _, err := c.Admin(c.Node("n2")).RemoveMember(t.Context(), id); err != nil {
 			t.Fatalf("remove %s: %v", id, err)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -104,14 +105,36 @@ func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
 	return c
 }
 
+// freeAddr returns a 127.0.0.1 address that could be bound a moment ago.
+// Ports come from below Linux's ephemeral range (32768 and up), so that an
+// outgoing connection cannot take a port between this check and the node's
+// bind; a process-wide set keeps two nodes from getting the same one.
 func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if portsTaken[port] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsTaken[port] = true
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port found below the ephemeral range")
+	return ""
 }
+
+var (
+	portsMu    sync.Mutex
+	portsTaken = map[int]bool{}
+)
 
 func (c *Cluster) newNode(id string, initial bool) *Node {
 	n := &Node{
@@ -159,7 +182,7 @@ func (n *Node) start(c *Cluster) {
 	}
 	n.exited = make(chan struct{})
 	go func() {
-		n.cmd.Wait()
+		_ = n.cmd.Wait()
 		logFile.Close()
 		close(n.exited)
 	}()

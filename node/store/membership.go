@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -155,14 +156,25 @@ func (s *Store) TransferLeadership(target string) error {
 		f = s.raft.LeadershipTransferToServer(srv.ID, srv.Address)
 	}
 	if err := f.Error(); err != nil {
-		return fmt.Errorf("transfer leadership: %w", s.mapRaftError(err))
+		if mapped := s.mapRaftError(err); mapped != err {
+			return fmt.Errorf("transfer leadership: %w", mapped)
+		}
+		// Typically the target did not catch up within an election
+		// timeout; the caller may simply ask again.
+		return fmt.Errorf("%w: %v", ErrTransferFailed, err)
 	}
 	s.logger.Info("Transferred leadership", "target", target)
 	return nil
 }
 
-// ErrInvalidTarget is returned for a leadership transfer to a non-voter.
-var ErrInvalidTarget = fmt.Errorf("invalid leadership transfer target")
+// Leadership transfer errors.
+var (
+	// ErrInvalidTarget is returned for a transfer to a non-voter.
+	ErrInvalidTarget = errors.New("invalid leadership transfer target")
+	// ErrTransferFailed is returned when a transfer did not complete; it
+	// is safe to ask again.
+	ErrTransferFailed = errors.New("leadership transfer did not complete")
+)
 
 func (s *Store) mapRaftError(err error) error {
 	switch err {
