@@ -203,7 +203,6 @@ func (s *Store) startRaft(raftDir string) error {
 	rc.SnapshotInterval = s.cfg.SnapshotInterval
 	rc.TrailingLogs = s.cfg.TrailingLogs
 	rc.MaxAppendEntries = 256
-	rc.BatchApplyCh = true
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 
@@ -252,10 +251,28 @@ func (s *Store) Close() error {
 		}
 		close(s.stop)
 		err = s.raft.Shutdown().Error()
-		s.wg.Wait()
+		s.waitLoops(10 * time.Second)
 		s.closeStores()
 	})
 	return err
+}
+
+// waitLoops waits for the store's goroutines. hashicorp/raft can shut down
+// without answering a future whose entry it had already taken in, which would
+// leave the completer waiting forever; past the deadline the store closes
+// anyway and the purchases of such an entry, whose outcome is unknown, are
+// answered by their requests' own deadlines (504).
+func (s *Store) waitLoops(deadline time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(deadline):
+		s.logger.Warn("Raft left an entry unanswered at shutdown; closing without it")
+	}
 }
 
 func (s *Store) closeStores() {
