@@ -35,11 +35,15 @@ lint: vet $(STATICCHECK) ## Check formatting, vet, and staticcheck.
 	$(STATICCHECK) ./...
 
 .PHONY: test
-test: lint test-node ## Run every test (what CI runs).
+test: lint test-node test-hack ## Run every test (what CI runs).
 
 .PHONY: test-node
 test-node: ## Unit, cluster and linearizability tests of the node (real Raft over TCP, bbolt on disk).
 	$(GO) test $(GOFLAGS_TEST) -timeout 20m ./node/...
+
+.PHONY: test-hack
+test-hack: ## Tests of the benchmark and image tooling under hack/.
+	$(GO) test $(GOFLAGS_TEST) -timeout 10m ./hack/...
 
 ##@ Build
 
