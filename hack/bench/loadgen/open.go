@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/buytracker/buytracker/hack/bench/latency"
+	"github.com/buytracker/buytracker/hack/bench/result"
+)
+
+// runOpen sends requests on a fixed schedule of cfg.rate per second,
+// whether or not earlier ones have answered, spread round-robin over the
+// targets. Each latency counts from the request's scheduled time, so a
+// stalled server shows as latency instead of as fewer requests (no
+// coordinated omission). At most cfg.maxInFlight requests wait at once;
+// one due beyond that is counted as a "client_backlog" error, never
+// silently skipped.
+func runOpen(ctx context.Context, cfg config, s *sender) *result.Run {
+	start := time.Now()
+	plan := newSchedule(start, cfg.rate, cfg.warmup+cfg.duration)
+	measureFrom := start.Add(cfg.warmup)
+	calls := newCallMaker(cfg.mix, cfg.seed)
+
+	var (
+		mu       sync.Mutex // guards counted and issueLag
+		counted  = newTally()
+		issueLag = latency.New()
+		inFlight atomic.Int64
+		wg       sync.WaitGroup
+	)
+	for i := range plan.len() {
+		due := plan.due(i)
+		sleepUntil(ctx, due)
+		if ctx.Err() != nil {
+			break
+		}
+		c := calls.next()
+		url := cfg.urls[i%len(cfg.urls)]
+		measured := !due.Before(measureFrom)
+		if inFlight.Load() >= int64(cfg.maxInFlight) {
+			if measured {
+				mu.Lock()
+				counted.recordUnsent(c.kind, outcome{errKey: "client_backlog",
+					errText: fmt.Sprintf("%d requests already waiting", cfg.maxInFlight)})
+				mu.Unlock()
+			}
+			continue
+		}
+		inFlight.Add(1)
+		wg.Go(func() {
+			defer inFlight.Add(-1)
+			sent := time.Now()
+			o := s.send(ctx, url, c)
+			elapsed := time.Since(due)
+			if !measured || ctx.Err() != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			counted.record(c.kind, o, elapsed)
+			issueLag.Record(sent.Sub(due))
+		})
+	}
+	wg.Wait()
+
+	run := cfg.newRun(result.OpenLoop)
+	run.OfferedRate = cfg.rate
+	end := measureFrom.Add(cfg.duration)
+	measured := measuredSpan(measureFrom, end, time.Now())
+	run.DurationS = measured.Seconds()
+	counted.fill(run, measured)
+	lag := result.Summarize(issueLag)
+	run.IssueLag = &lag
+	return run
+}
