@@ -160,6 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var res *result.Run
 	var runErr error
+	wallStart, cpuStart := time.Now(), processCPU()
 	switch {
 	case cfg.preload > 0:
 		res, runErr = runPreload(ctx, cfg, s)
@@ -168,6 +169,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		res = runOpen(ctx, cfg, s)
 	default:
 		res = runClosed(ctx, cfg, s)
+	}
+	if wall := time.Since(wallStart); wall > 0 {
+		res.ClientCores = (processCPU() - cpuStart).Seconds() / wall.Seconds()
 	}
 	printSummary(stderr, res)
 	if cfg.jsonOut {

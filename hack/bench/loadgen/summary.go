@@ -25,6 +25,7 @@ func printSummary(w io.Writer, r *result.Run) {
 	fmt.Fprintf(w, "  requests %d, successes %d (%.1f/s), errors %d%s\n",
 		r.Requests, r.Successes, r.Throughput, r.ErrorCount(), formatCounts(r.Errors))
 	fmt.Fprintf(w, "  latency ms: %s\n", formatSummary(r.Latency))
+	fmt.Fprintf(w, "  client CPU: %.2f cores\n", r.ClientCores)
 	if len(r.ByKind) > 1 {
 		for _, kind := range slices.Sorted(maps.Keys(r.ByKind)) {
 			k := r.ByKind[kind]

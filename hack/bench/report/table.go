@@ -32,17 +32,17 @@ func (c ceilingsByMode) ratio(r *result.Run) (float64, bool) {
 // writeTables prints one row per run, then the open-loop runs by request kind.
 func writeTables(w io.Writer, runs []*result.Run, ceilings ceilingsByMode) error {
 	var b strings.Builder
-	b.WriteString("| run | load | successes/s | × ceiling | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| run | load | successes/s | × ceiling | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | client cores |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
 	for _, r := range runs {
 		ratio := "—"
 		if x, ok := ceilings.ratio(r); ok {
 			ratio = fmt.Sprintf("%.2f", x)
 		}
 		l := r.Latency
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %.2f |\n",
 			label(r), describeLoad(r), r.Throughput, ratio,
-			ms(l.P50Ms), ms(l.P90Ms), ms(l.P99Ms), ms(l.P999Ms), ms(l.MaxMs), describeErrors(r.ErrorCount(), r.Errors))
+			ms(l.P50Ms), ms(l.P90Ms), ms(l.P99Ms), ms(l.P999Ms), ms(l.MaxMs), describeErrors(r.ErrorCount(), r.Errors), r.ClientCores)
 	}
 
 	var mixed []*result.Run

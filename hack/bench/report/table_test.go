@@ -36,7 +36,7 @@ func TestTableHasOneRowPerRunAndKindRowsForOpenLoopMixes(t *testing.T) {
 		Targets: []string{"http://127.0.0.1:18090"}}
 	buy := &result.Run{Label: "buytracker buy", Mode: "buy", Loop: result.ClosedLoop, Conns: 256, Throughput: 10_000,
 		Targets: []string{"a", "b", "c"}, Errors: map[string]int64{"503": 3, "timeout": 1},
-		Latency: result.Summary{P99Ms: 12.345}}
+		Latency: result.Summary{P99Ms: 12.345}, ClientCores: 0.834}
 	open := &result.Run{Label: "50 users", Mode: "mix", Mix: "buy=60,stats=30,health=10", Loop: result.OpenLoop,
 		OfferedRate: 21, Conns: 50, Throughput: 21, Targets: []string{"a"},
 		ByKind: map[string]result.Kind{"buy": {Requests: 6}, "stats": {Requests: 3}, "health": {Requests: 1}}}
@@ -49,7 +49,7 @@ func TestTableHasOneRowPerRunAndKindRowsForOpenLoopMixes(t *testing.T) {
 		"| ceiling buy | closed loop 256 conns, 1 target | 40000 | 1.00 |",
 		"| buytracker buy | closed loop 256 conns, 3 targets | 10000 | 0.25 |",
 		"| 12.3 |",
-		"4 (503: 3, timeout: 1)",
+		"| 4 (503: 3, timeout: 1) | 0.83 |",
 		"| 50 users | open loop 21 req/s (buy=60,stats=30,health=10), ≤50 conns/target, 1 target | 21 | — |",
 		"| 50 users | buy | 6 |",
 		"| 50 users | health | 1 |",

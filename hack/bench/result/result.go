@@ -44,6 +44,10 @@ type Run struct {
 	// ErrorSamples keeps the first message seen for each error key.
 	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 	ByKind       map[string]Kind   `json:"by_kind,omitempty"`
+	// ClientCores is the CPU the load generator itself used, in cores
+	// (CPU time over wall time, warm-up included): on a machine it shares
+	// with the servers, that much was not theirs.
+	ClientCores float64 `json:"client_cores"`
 	// IssueLag is how late the open-loop dispatcher sent requests after
 	// their scheduled time: large values mean the client itself was short of
 	// CPU, and the latencies include that wait.
