@@ -16,9 +16,17 @@ const (
 	kindCount
 )
 
-var kindNames = [kindCount]string{kindBuy: "buy", kindStats: "stats", kindHealth: "health"}
-
-func (k requestKind) String() string { return kindNames[k] }
+func (k requestKind) String() string {
+	switch k {
+	case kindBuy:
+		return "buy"
+	case kindStats:
+		return "stats"
+	case kindHealth:
+		return "health"
+	}
+	return fmt.Sprintf("requestKind(%d)", int(k))
+}
 
 // requestMix picks request kinds in fixed proportions: weight w of a total
 // W means a kind is picked for w of every W consecutive values of pick's
@@ -66,9 +74,9 @@ func parseMix(spec string) (requestMix, error) {
 }
 
 func parseKind(name string) (requestKind, error) {
-	for k, n := range kindNames {
-		if n == name {
-			return requestKind(k), nil
+	for k := range kindCount {
+		if k.String() == name {
+			return k, nil
 		}
 	}
 	return 0, fmt.Errorf("unknown request kind %q (want buy, stats or health)", name)
