@@ -66,7 +66,7 @@ client_url() { echo "http://127.0.0.1:1808$1"; }
 
 # Processes this script started; cleanup stops every one of them.
 node_pid=([1]="" [2]="" [3]="")
-ceiling_pid="" sampler_pid=""
+ceiling_pid="" sampler_pid="" loadgen_pid=""
 
 stop_pid() { # stop_pid PID: SIGTERM, up to 30 s to finish, then SIGKILL
   local pid=$1
@@ -81,6 +81,7 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   stop_sampler
+  [ -z "$loadgen_pid" ] || stop_pid "$loadgen_pid"
   [ -z "$ceiling_pid" ] || stop_pid "$ceiling_pid"
   for i in 1 2 3; do stop_node "$i"; done
   if [ "$KEEP_DATA" != 1 ] && [ -n "${data:-}" ]; then rm -rf "$data"; fi
@@ -141,7 +142,13 @@ measure() { # measure NAME LABEL LOADGEN-ARGS...: one load run, its result in re
   local name=$1 label=$2
   shift 2
   log "$label"
-  "$loadgen" -json -label "$label" -stats-query "$STATS_QUERY" "$@" >"$out/results/$name.json"
+  # In the background so that a signal reaches cleanup at once, not after the run.
+  "$loadgen" -json -label "$label" -stats-query "$STATS_QUERY" "$@" >"$out/results/$name.json" &
+  loadgen_pid=$!
+  local status=0
+  wait "$loadgen_pid" || status=$?
+  loadgen_pid=""
+  return "$status"
 }
 
 metric_value() { # metric_value URL NAME: the value of an unlabelled metric, as an integer
