@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -76,7 +77,11 @@ type Node struct {
 	logPath  string
 	initial  bool
 	cmd      *exec.Cmd
-	exited   chan struct{}
+	// exited is closed when the current process ends; writers running
+	// beside a restart read it, so it is swapped atomically.
+	exited atomic.Pointer[chan struct{}]
+	// stopped is set when the test stopped or killed the node on purpose.
+	stopped bool
 }
 
 // Start starts an initial cluster of n nodes named n1..nN and waits for a
@@ -97,6 +102,11 @@ func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
 		ids = append(ids, id)
 	}
 	c.initial = strings.Join(parts, ",")
+	// Written once: a node reading it while another start rewrote it would
+	// see an empty token.
+	if err := os.WriteFile(filepath.Join(c.dir, "token"), []byte(c.token), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range ids {
 		c.nodes[id].start(c)
 	}
@@ -158,9 +168,6 @@ func (c *Cluster) AddNode(id string) *Node {
 
 func (n *Node) start(c *Cluster) {
 	tokenFile := filepath.Join(c.dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(c.token), 0o600); err != nil {
-		c.t.Fatal(err)
-	}
 	args := []string{
 		"--id=" + n.ID, "--data-dir=" + n.dataDir,
 		"--http-addr=" + n.httpAddr, "--admin-addr=" + n.admAddr, "--raft-addr=" + n.RaftAddr,
@@ -180,27 +187,31 @@ func (n *Node) start(c *Cluster) {
 	if err := n.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", n.ID, err)
 	}
-	n.exited = make(chan struct{})
+	exited := make(chan struct{})
+	n.exited.Store(&exited)
+	cmd := n.cmd
 	go func() {
-		_ = n.cmd.Wait()
+		_ = cmd.Wait()
 		logFile.Close()
-		close(n.exited)
+		close(exited)
 	}()
 }
 
 // Kill stops a node with SIGKILL: a crash.
 func (c *Cluster) Kill(n *Node) {
 	c.t.Helper()
+	n.stopped = true
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.exited
+	<-*n.exited.Load()
 }
 
 // Stop stops a node with SIGTERM and waits for a clean exit.
 func (c *Cluster) Stop(n *Node) {
 	c.t.Helper()
+	n.stopped = true
 	_ = n.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-n.exited:
+	case <-*n.exited.Load():
 		if code := n.cmd.ProcessState.ExitCode(); code != 0 {
 			c.t.Errorf("%s exited with %d after SIGTERM; log:\n%s", n.ID, code, c.Log(n))
 		}
@@ -211,12 +222,15 @@ func (c *Cluster) Stop(n *Node) {
 }
 
 // Restart starts a stopped or killed node again with the same data dir.
-func (c *Cluster) Restart(n *Node) { n.start(c) }
+func (c *Cluster) Restart(n *Node) {
+	n.stopped = false
+	n.start(c)
+}
 
 // Running reports whether the node's process is alive.
 func (n *Node) Running() bool {
 	select {
-	case <-n.exited:
+	case <-*n.exited.Load():
 		return false
 	default:
 		return true
@@ -227,7 +241,7 @@ func (c *Cluster) stopAll() {
 	for _, n := range c.Nodes() {
 		if n.Running() {
 			_ = n.cmd.Process.Signal(syscall.SIGKILL)
-			<-n.exited
+			<-*n.exited.Load()
 		}
 	}
 	if c.t.Failed() {
@@ -307,6 +321,9 @@ func (c *Cluster) WaitLeader(timeout time.Duration) *Node {
 		var leaderID string
 		for _, n := range c.Nodes() {
 			if !n.Running() {
+				if !n.stopped {
+					c.t.Fatalf("%s exited on its own; log:\n%s", n.ID, tail(c.Log(n), 40))
+				}
 				continue
 			}
 			var ready struct {
