@@ -244,11 +244,7 @@ func (s *Store) inInitialCluster() bool {
 func (s *Store) Close() error {
 	var err error
 	s.stopped.Do(func() {
-		if s.raft.State() == raft.Leader && s.voters() > 1 {
-			if terr := s.raft.LeadershipTransfer().Error(); terr != nil {
-				s.logger.Warn("Handing leadership over before stopping failed", "error", terr)
-			}
-		}
+		s.HandOverLeadership()
 		close(s.stop)
 		err = s.raft.Shutdown().Error()
 		s.waitLoops(10 * time.Second)
@@ -273,6 +269,19 @@ func (s *Store) waitLoops(deadline time.Duration) {
 	case <-time.After(deadline):
 		s.logger.Warn("Raft left an entry unanswered at shutdown; closing without it")
 	}
+}
+
+// HandOverLeadership moves leadership to another voter when this node leads,
+// so that a planned stop costs the cluster no election timeout.
+func (s *Store) HandOverLeadership() {
+	if s.raft.State() != raft.Leader || s.voters() < 2 {
+		return
+	}
+	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		s.logger.Warn("Handing leadership over before stopping failed", "error", err)
+		return
+	}
+	s.logger.Info("Handed leadership over before stopping")
 }
 
 func (s *Store) closeStores() {

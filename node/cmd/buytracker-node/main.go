@@ -261,14 +261,19 @@ func run(args []string) error {
 	case runErr = <-errs:
 		logger.Error("A listener failed; stopping", "error", runErr)
 	}
-	// Drain the APIs while Raft still runs, so in-flight requests finish;
-	// then hand leadership over and close Raft and bbolt.
+	// Drain the client API while Raft still runs, so in-flight requests
+	// finish; hand leadership over while the admin listener still takes
+	// followers' forwarded purchases; then close the admin API, Raft and
+	// bbolt.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, srv := range servers {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			logger.Warn("HTTP shutdown did not finish cleanly", "addr", srv.Addr, "error", err)
-		}
+	clientSrv, adminSrv := servers[0], servers[1]
+	if err := clientSrv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("Client API shutdown did not finish cleanly", "error", err)
+	}
+	st.HandOverLeadership()
+	if err := adminSrv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("Admin API shutdown did not finish cleanly", "error", err)
 	}
 	api.Close()
 	adminAPI.Close()
