@@ -1,14 +1,24 @@
 # Shared settings for the hack/kind scripts; sourced, never run.
 #
-# Every version the offline kind cluster is built from is pinned here, and every
-# build product is cached under $BUYTRACKER_CACHE keyed by that version, so a
-# second run skips what is already built.
+# Every version the offline kind cluster is built from is pinned here (Kubernetes and etcd in
+# hack/k8s-assets and hack/etcd-assets), and every build product is cached under
+# $BUYTRACKER_CACHE keyed by version, so a second run skips what is already built.
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# pinned_version GOMOD MODULE: the version GOMOD requires MODULE at.
+pinned_version() {
+  awk -v m="$2" '$1 == "require" && $2 == m { print $3; exit } $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
+}
 
 KIND_VERSION=${KIND_VERSION:-v0.33.0}
-K8S_VERSION=${K8S_VERSION:-v1.37.2}
-# kubeadm v1.37 asks for etcd:3.7.0-0; etcd 3.6 is the newest server on the module proxy
-# that runs a v1.37 control plane, so it is tagged with the name kubeadm wants.
-ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+# Kubernetes and etcd are pinned where hack/build-k8s-assets.sh builds them (envtest uses the
+# same binaries), so the node image and envtest never disagree.
+K8S_VERSION=$(pinned_version "$REPO_ROOT/hack/k8s-assets/go.mod" k8s.io/kubernetes)
+[ -n "$K8S_VERSION" ] || { echo "hack/k8s-assets/go.mod does not pin k8s.io/kubernetes" >&2; exit 1; }
+ETCD_VERSION=$(pinned_version "$REPO_ROOT/hack/etcd-assets/go.mod" go.etcd.io/etcd/server/v3)
+# kubeadm v1.37 asks for etcd:3.7.0-0; etcd 3.6 is the newest server on the module proxy and
+# runs a v1.37 control plane, so it is tagged with the name kubeadm wants.
 ETCD_IMAGE_TAG=3.7.0-0
 COREDNS_VERSION=${COREDNS_VERSION:-v1.14.6}
 CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
@@ -21,7 +31,6 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NODE_IMAGE=${NODE_IMAGE:-buytracker/kind-node:$K8S_VERSION}
 CLUSTER_NAME=${CLUSTER_NAME:-buytracker-e2e}
 
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KIND_DIR="$REPO_ROOT/hack/kind"
 CACHE_ROOT=${BUYTRACKER_CACHE:-$HOME/.cache/buytracker}
 # Shared with hack/build-k8s-assets.sh: one directory of Kubernetes binaries per version.
