@@ -1,0 +1,222 @@
+package v1alpha1
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BuyTrackerSpec is the cluster a user asks for.
+// +kubebuilder:validation:XValidation:rule="!has(self.raft) || !has(self.raft.heartbeatTimeout) || !has(self.raft.electionTimeout) || duration(self.raft.electionTimeout) >= duration(self.raft.heartbeatTimeout)",message="raft.electionTimeout must not be shorter than raft.heartbeatTimeout"
+type BuyTrackerSpec struct {
+	// replicas is the number of Raft voters: 1, 3, 5, 7 or 9. An odd size
+	// is the only useful one: an even cluster tolerates no more failures
+	// than the odd size below it.
+	// +kubebuilder:validation:Enum=1;3;5;7;9
+	// +kubebuilder:default=3
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// image is the node image; empty means the operator's --node-image.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// imagePullPolicy of the node container.
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// resources of the node container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// storage holds each node's Raft log, snapshots and records.
+	// +kubebuilder:default={}
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// service is the client Service in front of every node.
+	// +kubebuilder:default={}
+	// +optional
+	Service ServiceSpec `json:"service,omitempty"`
+
+	// raft tunes the consensus timers; unset fields keep the node's defaults.
+	// +optional
+	Raft *RaftSpec `json:"raft,omitempty"`
+
+	// affinity of the pods. When unset, pods prefer (but do not require)
+	// different nodes, so a one-node cluster still runs every replica.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// tolerations of the pods.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// nodeSelector of the pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// topologySpreadConstraints of the pods.
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+}
+
+// StorageSpec describes the volume each node gets.
+type StorageSpec struct {
+	// size of each node's volume; a positive quantity such as 1Gi.
+	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).sign() > 0",message="storage.size must be a positive quantity such as 1Gi or 500Mi"
+	// +optional
+	Size resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName of the volumes; empty means the cluster's default
+	// class. A change applies to volumes created afterwards.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// whenDeleted says what happens to the volumes when the BuyTracker is
+	// deleted: Retain (the default) keeps them and their data, Delete
+	// removes them.
+	// +kubebuilder:validation:Enum=Retain;Delete
+	// +kubebuilder:default=Retain
+	// +optional
+	WhenDeleted appsv1.PersistentVolumeClaimRetentionPolicyType `json:"whenDeleted,omitempty"`
+}
+
+// ServiceSpec describes the client Service.
+type ServiceSpec struct {
+	// type of the client Service.
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	// +kubebuilder:default=ClusterIP
+	// +optional
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// port the client Service listens on; it forwards to the nodes' client
+	// port 8080.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=8080
+	// +optional
+	Port int32 `json:"port,omitempty"`
+}
+
+// RaftSpec tunes hashicorp/raft on every node.
+type RaftSpec struct {
+	// heartbeatTimeout is how long a follower waits for the leader before
+	// it starts an election, as a duration such as 1s.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5ms')",message="raft.heartbeatTimeout must be at least 5ms"
+	// +optional
+	HeartbeatTimeout *metav1.Duration `json:"heartbeatTimeout,omitempty"`
+
+	// electionTimeout is how long a candidate waits for votes, as a
+	// duration such as 1s.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5ms')",message="raft.electionTimeout must be at least 5ms"
+	// +optional
+	ElectionTimeout *metav1.Duration `json:"electionTimeout,omitempty"`
+
+	// snapshotThreshold is how many log entries a node writes between
+	// snapshots.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	SnapshotThreshold *int64 `json:"snapshotThreshold,omitempty"`
+}
+
+// BuyTrackerStatus is what the operator observed.
+type BuyTrackerStatus struct {
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// replicas is the number of pods the StatefulSet runs.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// readyReplicas is the number of pods that are ready.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// selector is the pods' label selector, for the scale subresource.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
+	// leader is the member that leads the Raft cluster, empty when none.
+	// +optional
+	Leader string `json:"leader,omitempty"`
+
+	// members is the Raft configuration as the leader reports it.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Members []MemberStatus `json:"members,omitempty"`
+
+	// conditions are Available, Progressing and Degraded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// MemberStatus is one member of the Raft configuration.
+type MemberStatus struct {
+	// name is the member's server ID, which is its pod's name.
+	Name string `json:"name"`
+	// address is the member's Raft address.
+	// +optional
+	Address string `json:"address,omitempty"`
+	// suffrage is Voter or Nonvoter; a new member is a Nonvoter until it
+	// has caught up.
+	// +optional
+	Suffrage Suffrage `json:"suffrage,omitempty"`
+	// ready is true when the member's pod is ready and the member is
+	// caught up with the leader.
+	// +optional
+	Ready bool `json:"ready,omitempty"`
+}
+
+// Suffrage says whether a member votes.
+// +kubebuilder:validation:Enum=Voter;Nonvoter
+type Suffrage string
+
+// Suffrage values.
+const (
+	SuffrageVoter    Suffrage = "Voter"
+	SuffrageNonvoter Suffrage = "Nonvoter"
+)
+
+// BuyTracker is a replicated purchase tracker: a StatefulSet of Raft nodes
+// and the Services, PodDisruptionBudget and Secret around it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=bt
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=".spec.replicas"
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=".status.readyReplicas"
+// +kubebuilder:printcolumn:name="Leader",type=string,JSONPath=".status.leader"
+// +kubebuilder:printcolumn:name="Available",type=string,JSONPath=".status.conditions[?(@.type==\"Available\")].status"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
+type BuyTracker struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:default={}
+	// +optional
+	Spec BuyTrackerSpec `json:"spec,omitempty"`
+	// +optional
+	Status BuyTrackerStatus `json:"status,omitempty"`
+}
+
+// BuyTrackerList is a list of BuyTrackers.
+// +kubebuilder:object:root=true
+type BuyTrackerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BuyTracker `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&BuyTracker{}, &BuyTrackerList{})
+}

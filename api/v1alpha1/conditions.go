@@ -1,0 +1,39 @@
+package v1alpha1
+
+// Condition types a BuyTracker reports.
+const (
+	// ConditionAvailable is True while the Raft cluster has a leader
+	// backed by a quorum of healthy voters, i.e. it accepts purchases.
+	ConditionAvailable = "Available"
+	// ConditionProgressing is True while the operator scales the cluster
+	// or rolls a change through its pods.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True while a member is down or lagging.
+	ConditionDegraded = "Degraded"
+)
+
+// Reasons of the Available condition.
+const (
+	ReasonQuorum      = "QuorumAvailable"
+	ReasonNoQuorum    = "QuorumLost"
+	ReasonNoLeader    = "NoLeader"
+	ReasonUnreachable = "AdminAPIUnreachable"
+)
+
+// Reasons of the Progressing condition.
+const (
+	ReasonWaitingForLeader = "WaitingForLeader"
+	ReasonScalingUp        = "ScalingUp"
+	ReasonScalingDown      = "ScalingDown"
+	ReasonRollingUpdate    = "RollingUpdate"
+	ReasonStorageChange    = "StorageChange"
+	ReasonReconciled       = "Reconciled"
+	ReasonReconcileError   = "ReconcileError"
+)
+
+// Reasons of the Degraded condition.
+const (
+	ReasonMembersHealthy    = "MembersHealthy"
+	ReasonMemberUnavailable = "MemberUnavailable"
+	ReasonMemberLagging     = "MemberLagging"
+)

@@ -1,0 +1,17 @@
+package v1alpha1
+
+// Defaults the API server applies through the CRD; the helpers below apply
+// the same ones to objects that never went through it (unit tests).
+const (
+	DefaultReplicas   int32 = 3
+	DefaultStorage          = "1Gi"
+	DefaultClientPort int32 = 8080
+)
+
+// DesiredReplicas is spec.replicas, or its default when unset.
+func (bt *BuyTracker) DesiredReplicas() int32 {
+	if bt.Spec.Replicas == nil {
+		return DefaultReplicas
+	}
+	return *bt.Spec.Replicas
+}

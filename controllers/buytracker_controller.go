@@ -1,0 +1,181 @@
+// Package controllers holds the BuyTracker reconciler: it builds the
+// cluster's children, asks a pure planner for the next membership, scaling
+// or rollout step, carries that one step out through the nodes' admin API
+// or the Kubernetes API, and reports status and Events.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+)
+
+// Intervals says how soon a BuyTracker is looked at again: right after a
+// step (Progress), while waiting for the cluster (Wait), and when all is
+// done, to keep the reported health fresh (Steady).
+type Intervals struct {
+	Progress, Wait, Steady time.Duration
+}
+
+// DefaultIntervals are the manager's requeue intervals.
+var DefaultIntervals = Intervals{Progress: 2 * time.Second, Wait: 5 * time.Second, Steady: 30 * time.Second}
+
+// BuyTrackerReconciler reconciles BuyTracker objects.
+type BuyTrackerReconciler struct {
+	client.Client
+	// APIReader reads around the cache, where a stale answer could cost
+	// quorum (the pods a rollout deletes).
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	// AdminClients makes the clients of the nodes' admin API.
+	AdminClients AdminClientFactory
+	// NodeImage is the image of BuyTrackers that name none.
+	NodeImage string
+	// ClusterDomain is the cluster's DNS domain (cluster.local).
+	ClusterDomain string
+	Intervals     Intervals
+}
+
+// The operator only patches what it changes, so it needs no update verbs.
+// +kubebuilder:rbac:groups=buytracker.dev,resources=buytrackers,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=buytracker.dev,resources=buytrackers/status,verbs=get;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one BuyTracker one step closer to its spec: children
+// first, then at most one membership, scaling or rollout step, then status,
+// written once.
+func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	var bt buytrackerv1alpha1.BuyTracker
+	if err := r.Get(ctx, req.NamespacedName, &bt); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !bt.DeletionTimestamp.IsZero() {
+		// Every child has a controller reference: the garbage collector
+		// deletes them, and the volumes go or stay as storage.whenDeleted
+		// says.
+		return ctrl.Result{}, nil
+	}
+	var (
+		view *clusterView
+		next = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
+	)
+	defer func() {
+		if serr := r.writeStatus(ctx, &bt, view, next, err); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
+
+	n := namesOf(&bt, r.ClusterDomain)
+	initial, err := r.reconcileInitialReplicas(ctx, &bt, n)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	token, err := r.reconcileAdminSecret(ctx, &bt, n)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileServices(ctx, &bt, n); err != nil {
+		return ctrl.Result{}, err
+	}
+	sts, err := r.reconcileStatefulSet(ctx, &bt, n, initial)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if sts == nil {
+		next = wait(buytrackerv1alpha1.ReasonStorageChange, "waiting for the old StatefulSet to go before creating its replacement")
+		return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
+	}
+	voters := min(bt.DesiredReplicas(), *sts.Spec.Replicas)
+	if err := r.reconcileDisruptionBudget(ctx, &bt, n, voters); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	v, err := r.observe(ctx, &bt, n, sts, token)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	view = &v
+	next = planNext(v)
+	logf.FromContext(ctx).V(1).Info("Planned step", "action", next.action, "phase", next.phase, "note", next.note)
+	if err := r.execute(ctx, &bt, n, sts, v, next, token); err != nil {
+		return ctrl.Result{}, err
+	}
+	switch {
+	case next.action != actionWait:
+		return ctrl.Result{RequeueAfter: r.intervals().Progress}, nil
+	case next.phase != buytrackerv1alpha1.ReasonReconciled:
+		return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.intervals().Steady}, nil
+}
+
+// writeStatus patches the status when this pass changed it, and only then.
+func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, v *clusterView, s step, loopErr error) error {
+	status := nextStatus(bt, v, s, loopErr)
+	if equality.Semantic.DeepEqual(status, bt.Status) {
+		return nil
+	}
+	patch := client.MergeFrom(bt.DeepCopy())
+	bt.Status = status
+	if err := r.Status().Patch(ctx, bt, patch); err != nil {
+		return fmt.Errorf("write status of buytracker %s: %w", bt.Name, err)
+	}
+	return nil
+}
+
+func (r *BuyTrackerReconciler) event(bt *buytrackerv1alpha1.BuyTracker, eventType, reason, action, format string, args ...any) {
+	r.Recorder.Eventf(bt, nil, eventType, reason, action, format, args...)
+}
+
+func (r *BuyTrackerReconciler) intervals() Intervals {
+	if r.Intervals == (Intervals{}) {
+		return DefaultIntervals
+	}
+	return r.Intervals
+}
+
+// SetupWithManager registers the reconciler: it runs on changes of a
+// BuyTracker's spec, of its children and of its pods.
+func (r *BuyTrackerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&buytrackerv1alpha1.BuyTracker{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.Secret{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podOwner)).
+		Named("buytracker").
+		Complete(r)
+}
+
+// podOwner maps a pod to its BuyTracker through the instance label.
+func podOwner(_ context.Context, obj client.Object) []reconcile.Request {
+	l := obj.GetLabels()
+	if l[labelName] != "buytracker" || l[labelInstance] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: l[labelInstance]}}}
+}

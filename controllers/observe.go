@@ -1,0 +1,130 @@
+package controllers
+
+import (
+	"context"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+	"github.com/buytracker/buytracker/node/adminapi"
+)
+
+// maxClusterQueries bounds how many nodes one pass asks before it concludes
+// that the admin API is unreachable.
+const maxClusterQueries = 3
+
+// observe reads the StatefulSet's pods and asks the nodes for the Raft
+// configuration.
+func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, sts *appsv1.StatefulSet, token string) (clusterView, error) {
+	v := clusterView{
+		names:       n,
+		desired:     bt.DesiredReplicas(),
+		stsReplicas: ptr.Deref(sts.Spec.Replicas, 0),
+		pods:        map[string]podView{},
+	}
+	if sts.Status.ObservedGeneration == sts.Generation {
+		v.updateRevision = sts.Status.UpdateRevision
+	}
+	// Pods are read from the API server, not the cache: a pod deleted by
+	// the previous pass must not look alive to this one.
+	var pods corev1.PodList
+	if err := r.APIReader.List(ctx, &pods, client.InNamespace(bt.Namespace), client.MatchingLabels(n.selectorLabels())); err != nil {
+		return v, err
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if _, ok := n.ordinal(p.Name); !ok {
+			continue
+		}
+		v.pods[p.Name] = podView{
+			running:     p.Status.Phase == corev1.PodRunning,
+			ready:       podReady(p),
+			terminating: p.DeletionTimestamp != nil,
+			revision:    p.Labels[revisionLabel],
+			uid:         p.UID,
+		}
+	}
+	v.raft, v.leaderLastIndex = r.askCluster(ctx, bt, n, token, v)
+	return v, nil
+}
+
+// askCluster asks the last known leader, then ready pods, then running
+// ones, for the configuration. When the StatefulSet is to shrink it also
+// reads the leader's last log index first, so that the planner can tell
+// that the removals before it have committed.
+func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, token string, v clusterView) (*adminapi.Cluster, uint64) {
+	log := logf.FromContext(ctx)
+	var candidates []string
+	add := func(name string) {
+		if p, ok := v.pods[name]; ok && !p.terminating && !slices.Contains(candidates, name) {
+			candidates = append(candidates, name)
+		}
+	}
+	add(bt.Status.Leader)
+	for _, onlyReady := range []bool{true, false} {
+		for i := range max(v.stsReplicas, v.desired) {
+			if p := v.pods[n.pod(i)]; p.running && (p.ready || !onlyReady) {
+				add(n.pod(i))
+			}
+		}
+	}
+	var cluster *adminapi.Cluster
+	for _, pod := range candidates[:min(len(candidates), maxClusterQueries)] {
+		c, err := r.callCluster(ctx, n, pod, token)
+		if err == nil {
+			cluster = c
+			break
+		}
+		log.V(1).Info("Node did not answer GET /cluster", "pod", pod, "error", err)
+	}
+	if cluster == nil || cluster.Leader == "" || v.stsReplicas <= v.desired {
+		return cluster, 0
+	}
+	// Last index, then the configuration, both from the leader: every
+	// entry up to that index, hence every earlier removal, has committed
+	// once the commit index reaches it.
+	admin, err := r.adminClient(n, cluster.Leader, token)
+	if err != nil {
+		return cluster, 0
+	}
+	callCtx, cancel := context.WithTimeout(ctx, adminReadTimeout)
+	defer cancel()
+	st, err := admin.Status(callCtx)
+	if err != nil {
+		log.V(1).Info("Leader did not answer GET /status", "pod", cluster.Leader, "error", err)
+		return cluster, 0
+	}
+	again, err := admin.Cluster(callCtx)
+	if err != nil || again.ServedBy != st.ID || again.Term != st.Term || again.Leader != st.ID {
+		return cluster, 0
+	}
+	return again, st.LastIndex
+}
+
+func (r *BuyTrackerReconciler) callCluster(ctx context.Context, n clusterNames, pod, token string) (*adminapi.Cluster, error) {
+	admin, err := r.adminClient(n, pod, token)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, adminReadTimeout)
+	defer cancel()
+	return admin.Cluster(ctx)
+}
+
+func (r *BuyTrackerReconciler) adminClient(n clusterNames, pod, token string) (AdminClient, error) {
+	return r.AdminClients(n.adminURL(pod), token)
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

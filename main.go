@@ -1,0 +1,103 @@
+// Command manager runs the buytracker operator: the BuyTracker controller,
+// against the cluster of its in-cluster config or --kubeconfig.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+	"github.com/buytracker/buytracker/controllers"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	var (
+		metricsAddr, probeAddr, nodeImage, clusterDomain string
+		leaderElect                                      bool
+	)
+	// The global flag set, where controller-runtime registers --kubeconfig.
+	fs := flag.CommandLine
+	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "address the metrics endpoint binds to (:8080), or 0 to disable it")
+	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
+	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader among manager replicas, so that only one reconciles")
+	fs.StringVar(&nodeImage, "node-image", "buytracker/node:dev", "node image for BuyTrackers that name none")
+	fs.StringVar(&clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, for the pods' stable names")
+	opts := zap.Options{}
+	opts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if nodeImage == "" {
+		return errors.New("--node-image must not be empty")
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(buytrackerv1alpha1.AddToScheme(scheme))
+
+	// Only the operator's own pods and Secrets are cached, not every pod
+	// and Secret of the cluster.
+	ours := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": "buytracker"})
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: probeAddr,
+		LeaderElection:         leaderElect,
+		LeaderElectionID:       "operator.buytracker.dev",
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:         {Label: ours},
+			&corev1.Secret{}:      {Label: ours},
+			&appsv1.StatefulSet{}: {Label: ours},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	r := &controllers.BuyTrackerReconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Scheme:        mgr.GetScheme(),
+		Recorder:      mgr.GetEventRecorder("buytracker-operator"),
+		AdminClients:  controllers.NewAdminClientFactory(),
+		NodeImage:     nodeImage,
+		ClusterDomain: clusterDomain,
+		Intervals:     controllers.DefaultIntervals,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the BuyTracker controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("add ready check: %w", err)
+	}
+	ctrl.Log.WithName("setup").Info("Starting manager", "nodeImage", nodeImage)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	return nil
+}
