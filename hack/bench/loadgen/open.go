@@ -68,8 +68,12 @@ func runOpen(ctx context.Context, cfg config, s *sender) *result.Run {
 
 	run := cfg.newRun(result.OpenLoop)
 	run.OfferedRate = cfg.rate
-	end := measureFrom.Add(cfg.duration)
-	measured := measuredSpan(measureFrom, end, time.Now())
+	// The window is the schedule's, which may end before its last answer
+	// does or after; only a stop by the user cuts it short.
+	measured := cfg.duration
+	if ctx.Err() != nil {
+		measured = measuredSpan(measureFrom, measureFrom.Add(cfg.duration), time.Now())
+	}
 	run.DurationS = measured.Seconds()
 	counted.fill(run, measured)
 	lag := result.Summarize(issueLag)

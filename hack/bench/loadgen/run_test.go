@@ -80,6 +80,9 @@ func TestOpenLoopCountsAStallAgainstEveryRequestDueDuringIt(t *testing.T) {
 	if run.Requests != 100 || run.Successes != 100 || served.Load() != 100 {
 		t.Fatalf("requests %d, successes %d, served %d; want 100 each", run.Requests, run.Successes, served.Load())
 	}
+	if run.DurationS != 1 || run.Throughput != 100 {
+		t.Errorf("measured %vs at %v/s, want the scheduled 1s at 100/s", run.DurationS, run.Throughput)
+	}
 	// Requests 0..29 were due in the first 300 ms and answered after it:
 	// at least a quarter of all took 10 ms or more.
 	if run.Latency.P90Ms < 10 {
