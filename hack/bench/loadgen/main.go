@@ -67,10 +67,10 @@ type config struct {
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
 	var (
-		cfg             config
-		urls, mixSpec   string
-		defaultMixSpec  = "buy=60,stats=30,health=10"
-		modesWithoutMix = map[string]string{"buy": "buy=1", "stats": "stats=1", "health": "health=1"}
+		cfg           config
+		urls, mixSpec string
+		// The single-kind modes are mixes of one.
+		singleKindMixes = map[string]string{"buy": "buy=1", "stats": "stats=1", "health": "health=1"}
 	)
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -80,7 +80,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	fs.StringVar(&urls, "url", "http://127.0.0.1:8080", "base URL of the client API; several, comma-separated, share the load round-robin")
 	fs.StringVar(&cfg.mode, "mode", "buy", "buy, stats, health, or mix (proportions from -mix)")
-	fs.StringVar(&mixSpec, "mix", defaultMixSpec, "request proportions for -mode mix")
+	fs.StringVar(&mixSpec, "mix", "buy=60,stats=30,health=10", "request proportions for -mode mix")
 	fs.IntVar(&cfg.conns, "conns", 64, "closed loop: concurrent workers; open loop: connections per target at most")
 	fs.Float64Var(&cfg.rate, "rate", 0, "open loop: requests per second on a fixed schedule (0: closed loop)")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time after the warm-up; with -preload, the time limit")
@@ -111,7 +111,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		}
 		cfg.mode = "preload"
 		mixSpec = "buy=1"
-	} else if spec, ok := modesWithoutMix[cfg.mode]; ok {
+	} else if spec, ok := singleKindMixes[cfg.mode]; ok {
 		mixSpec = spec
 	} else if cfg.mode != "mix" {
 		return config{}, fmt.Errorf("-mode %q: want buy, stats, health or mix", cfg.mode)
