@@ -32,6 +32,7 @@ type Store interface {
 	TransferLeadership(target string) error
 	PublishNode(info ledger.NodeInfo) error
 	BuyForwarded(ctx context.Context, encoded []byte) ([]byte, error)
+	Snapshot() (uint64, error)
 }
 
 // Server is the admin API of one node.
@@ -55,6 +56,7 @@ func New(st Store, token string, logger *slog.Logger) (*Server, error) {
 	s.mux.HandleFunc("DELETE /cluster/members/{id}", s.handleRemoveMember)
 	s.mux.HandleFunc("POST /cluster/leadership-transfer", s.handleTransfer)
 	s.mux.HandleFunc("POST /cluster/nodes", s.handlePublishNode)
+	s.mux.HandleFunc("POST /snapshot", s.handleSnapshot)
 	s.mux.HandleFunc("POST "+adminapi.ForwardBuysPath, s.handleForwardedBuys)
 	// Profiles, behind the same token, for diagnosing a live node.
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -138,6 +140,17 @@ func (s *Server) handlePublishNode(w http.ResponseWriter, r *http.Request) {
 	}
 	err := s.store.PublishNode(ledger.NodeInfo{ID: req.ID, HTTPURL: req.HTTPURL, AdminURL: req.AdminURL})
 	s.answer(w, r, body, 0, err, "node "+req.ID+" published")
+}
+
+// handleSnapshot makes this node (not the leader: each node compacts its
+// own log) take a snapshot now.
+func (s *Server) handleSnapshot(w http.ResponseWriter, _ *http.Request) {
+	index, err := s.store.Snapshot()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "snapshot_failed", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, adminapi.Result{Index: index, Message: "snapshot taken"})
 }
 
 // handleForwardedBuys records a batch of purchases a follower forwarded.

@@ -110,6 +110,16 @@ func (c *Client) TransferLeadership(ctx context.Context, target string) (*Result
 	return &out, nil
 }
 
+// Snapshot makes the node take a Raft snapshot now; the result's Index is
+// the snapshot's last log index.
+func (c *Client) Snapshot(ctx context.Context) (*Result, error) {
+	var out Result
+	if err := c.do(ctx, http.MethodPost, "/snapshot", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // PublishNode records a node's client and admin URLs in the replicated state.
 func (c *Client) PublishNode(ctx context.Context, info NodeInfo) error {
 	return c.do(ctx, http.MethodPost, "/cluster/nodes", info, nil)

@@ -250,8 +250,13 @@ func TestNodeAddedAfterCompactionCatchesUpBySnapshot(t *testing.T) {
 		}
 		return nil
 	})
+	// A snapshot on demand through the admin API compacts the log too.
+	res, err := c.Admin(leader).Snapshot(t.Context())
+	if err != nil || res.Index == 0 {
+		t.Fatalf("snapshot on demand: %+v %v", res, err)
+	}
 	n4 := c.AddNode("n4")
-	if _, err := c.Admin(c.Followers(leader)[0]).AddMember(t.Context(), "n4", n4.RaftAddr); err != nil {
+	if _, err = c.Admin(c.Followers(leader)[0]).AddMember(t.Context(), "n4", n4.RaftAddr); err != nil {
 		t.Fatalf("add n4 through a follower's admin API: %v", err)
 	}
 	waitSuffrage(t, c, leader, map[string]adminapi.Suffrage{"n1": adminapi.Voter, "n2": adminapi.Voter, "n3": adminapi.Voter, "n4": adminapi.Voter})

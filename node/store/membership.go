@@ -184,6 +184,32 @@ func (s *Store) mapRaftError(err error) error {
 	return err
 }
 
+// Snapshot makes this node take a Raft snapshot now and compact its log.
+// It answers the snapshot's last index; with nothing new since the last
+// snapshot it answers that snapshot's index.
+func (s *Store) Snapshot() (uint64, error) {
+	f := s.raft.Snapshot()
+	err := f.Error()
+	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return s.lastSnapshotIndex(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("take snapshot: %w", err)
+	}
+	meta, reader, err := f.Open()
+	if err != nil {
+		return 0, fmt.Errorf("open new snapshot: %w", err)
+	}
+	reader.Close()
+	return meta.Index, nil
+}
+
+func (s *Store) lastSnapshotIndex() uint64 {
+	var idx uint64
+	fmt.Sscan(s.raft.Stats()["last_snapshot_index"], &idx)
+	return idx
+}
+
 // runPromoter makes caught-up non-voters voters, one per pass, while this
 // node leads.
 func (s *Store) runPromoter() {
