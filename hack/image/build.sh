@@ -42,6 +42,8 @@ done
 case "$load" in auto | docker | kind | none) ;; *) die "--load must be auto, docker, kind or none" ;; esac
 command -v go >/dev/null || die "go not found: install Go 1.26 into /usr/local/go"
 
+docker_up() { command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1; }
+
 cd "$REPO_ROOT"
 goarch=${GOARCH:-$(go env GOARCH)}
 stage=bin/image/$target
@@ -68,8 +70,7 @@ file_type=$(od -An -c -N4 "$stage/$binary_name" | tr -d ' ')
 
 revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ "$use_docker" = 1 ]; then
-  command -v docker >/dev/null && docker info >/dev/null 2>&1 ||
-    die "--docker needs a Docker daemon (hack/kind/prereqs.sh starts one); without --docker none is needed"
+  docker_up || die "--docker needs a Docker daemon (hack/kind/prereqs.sh starts one); without --docker none is needed"
   log "docker build --target $target -t $tag"
   docker build --quiet --target "$target" --label "org.opencontainers.image.revision=$revision" \
     -t "$tag" -f Dockerfile . >/dev/null
@@ -83,7 +84,6 @@ else
     -tag "$tag" -o "$archive"
 fi
 
-docker_up() { command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1; }
 case "$load" in
   auto) if [ "$use_docker" = 0 ] && docker_up; then docker load -q -i "$archive" >&2; fi ;;
   docker) docker_up || die "--load docker: no Docker daemon answers"; [ "$use_docker" = 1 ] || docker load -q -i "$archive" >&2 ;;

@@ -11,6 +11,7 @@
 #   kubectl:    kubectl only (to drive a cluster made from kind's own node image)
 # A binary already cached is not built again.
 set -euo pipefail
+# shellcheck source=hack/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 what=${1:-all}

@@ -5,6 +5,7 @@
 # bin/kind. The binary is cached as $BUYTRACKER_CACHE/kind/bin/kind-<version>, so a fresh
 # work tree on the same machine only copies it.
 set -euo pipefail
+# shellcheck source=hack/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 case "${1:-}" in

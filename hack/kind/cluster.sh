@@ -12,6 +12,7 @@
 #   load        load local Docker images, or image archives (*.tar), into the cluster's node
 #   kubeconfig  print the path of the cluster's kubeconfig (also printed by `up`)
 set -euo pipefail
+# shellcheck source=hack/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -62,10 +63,12 @@ wait_ready() {
   local kubectl
   kubectl=$(kubectl_bin)
   log "Waiting up to $wait_for for CoreDNS and the local-path provisioner"
-  "$kubectl" --kubeconfig "$kubeconfig" -n kube-system rollout status deploy/coredns --timeout="$wait_for" >&2 &&
-    "$kubectl" --kubeconfig "$kubeconfig" -n local-path-storage rollout status deploy/local-path-provisioner \
-      --timeout="$wait_for" >&2 ||
-    { diagnose "$kubectl"; die "cluster $CLUSTER_NAME is not ready"; }
+  if ! "$kubectl" --kubeconfig "$kubeconfig" -n kube-system rollout status deploy/coredns --timeout="$wait_for" >&2 ||
+    ! "$kubectl" --kubeconfig "$kubeconfig" -n local-path-storage rollout status deploy/local-path-provisioner \
+      --timeout="$wait_for" >&2; then
+    diagnose "$kubectl"
+    die "cluster $CLUSTER_NAME is not ready"
+  fi
 }
 
 up() {

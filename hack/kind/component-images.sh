@@ -9,6 +9,7 @@
 # $BUYTRACKER_CACHE/kind/images/<k8s version>/components.tar, that node-image.sh pre-loads
 # into the node's containerd.
 set -euo pipefail
+# shellcheck source=hack/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 case "${1:-}" in
@@ -34,7 +35,9 @@ kind_src=$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -r .Dir)
 storage_consts=$kind_src/pkg/build/nodeimage/const_storage.go
 provisioner_image=$(sed -nE 's/^const storageProvisionerImage = "(.*)"$/\1/p' "$storage_consts")
 helper_image=$(sed -nE 's/^const storageHelperImage = "(.*)"$/\1/p' "$storage_consts")
-[ -n "$provisioner_image" ] && [ -n "$helper_image" ] || die "cannot read the storage images from $storage_consts"
+if [ -z "$provisioner_image" ] || [ -z "$helper_image" ]; then
+  die "cannot read the storage images from $storage_consts"
+fi
 
 work=$IMAGES_DIR/component-rootfs
 mkdir -p "$IMAGES_DIR"

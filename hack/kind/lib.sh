@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # settings used by the scripts that source this
 # Shared settings for the hack/kind scripts; sourced, never run.
 #
 # Every version the offline kind cluster is built from is pinned here (Kubernetes and etcd in

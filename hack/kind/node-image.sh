@@ -12,6 +12,7 @@
 # runc cannot lower oom_score_adj, and every pod sandbox dies with "can't get final child's PID
 # from pipe: EOF"); the kubelet's failCgroupV1: false is set by cluster.sh's kind config.
 set -euo pipefail
+# shellcheck source=hack/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 force=0
@@ -119,6 +120,7 @@ YAML
 storage_consts=$kind_src/pkg/build/nodeimage/const_storage.go
 provisioner_image=$(sed -nE 's/^const storageProvisionerImage = "(.*)"$/\1/p' "$storage_consts")
 helper_image=$(sed -nE 's/^const storageHelperImage = "(.*)"$/\1/p' "$storage_consts")
+# shellcheck disable=SC2016 # the backticks are Go's raw-string quotes, not shell
 sed -n '/^const defaultStorageManifest = `/,/^`$/p' "$storage_consts" | sed '1d;$d' |
   sed -e "s#\` + storageProvisionerImage + \`#$provisioner_image#g" \
     -e "s#\` + storageHelperImage + \`#$helper_image#g" >"$root/kind/manifests/default-storage.yaml"

@@ -10,6 +10,7 @@
 # runc < 1.2 cannot start --privileged containers; then hack/kind/runc-nosysresource becomes
 # dockerd's default runtime. Docker >= 23 with runc >= 1.2 needs no wrapper.
 set -euo pipefail
+# shellcheck source=hack/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 start=1

@@ -8,6 +8,7 @@
 #         images; kube-proxy needs iptables and the local-path helper needs a shell
 # Downloaded .debs are kept in $BUYTRACKER_CACHE/kind/debs, so a rebuild downloads nothing.
 set -euo pipefail
+# shellcheck source=hack/kind/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 what=${1:-all}
