@@ -9,9 +9,9 @@
 #   3. the prototype's loads replayed open-loop: 50, 200, 300 users offering 21, 83, 114 req/s
 #   4. GET /stats, $CONNS connections, with 1,000 purchases (on a fresh cluster)
 #   5. a preload to $PRELOAD purchases, then GET /stats again
-#   6. a snapshot of that state on every node (a few thousand more purchases,
-#      one log entry each, cross the snapshot threshold), each node's resident
-#      memory, and a follower's restart from its snapshot (restore time, time to ready)
+#   6. a snapshot of that state on every node (asked for through the admin API,
+#      POST /snapshot), each node's resident memory, and a follower's restart
+#      from its snapshot (restore time, time to ready)
 # It prints a Markdown report and writes it to $BENCH_DIR/bench-results.md.
 #
 # Environment [default]:
@@ -27,7 +27,7 @@
 #   PRELOAD_LIMIT  time allowed for the preload [300s]
 #   NODE_FLAGS     extra flags for every node [--snapshot-interval=5s]
 #   READY_TIMEOUT  seconds allowed for the nodes to become ready [60]
-#   SNAPSHOT_WAIT  seconds allowed for every node to snapshot the preloaded state [60]
+#   SNAPSHOT_WAIT  seconds allowed for each node to snapshot the preloaded state [60]
 #   BENCH_DIR      data, logs and results [a new directory under ${TMPDIR:-/tmp}]
 #   KEEP_DATA      1 keeps the nodes' data directories after the run [0]
 #   SKIP_BUILD     1 uses the binaries already in bin/ [0]
@@ -62,9 +62,6 @@ node_bin=bin/buytracker-node loadgen=bin/bench-loadgen ceiling_bin=bin/bench-cei
 ceiling_url=http://127.0.0.1:18090
 cluster=n1=127.0.0.1:17081,n2=127.0.0.1:17082,n3=127.0.0.1:17083
 read -ra node_flags <<<"$NODE_FLAGS"
-# Log entries between snapshots: the node's default unless NODE_FLAGS sets it.
-snapshot_threshold=$(sed -n 's/.*--snapshot-threshold[= ]\([0-9]*\).*/\1/p' <<<"$NODE_FLAGS")
-snapshot_threshold=${snapshot_threshold:-8192}
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -155,11 +152,6 @@ measure() { # measure NAME LABEL LOADGEN-ARGS...: one load run, its result in re
   wait "$loadgen_pid" || status=$?
   loadgen_pid=""
   return "$status"
-}
-
-snapshots_persisted() { # snapshots_persisted I: how many snapshots node nI has written
-  curl -fsS --max-time 5 "$(client_url "$1")/metrics" |
-    awk '/^[a-z_]*snapshot[a-z_]*_count / && !/restore/ { n += $2 } END { printf "%d", n }'
 }
 
 metric_value() { # metric_value URL NAME: the value of an unlabelled metric, as an integer
@@ -263,27 +255,16 @@ measure stats-large "GET /stats, $PRELOAD purchases" -url "$(targets)" -mode sta
 
 # --- 6. snapshots, memory, restore ----------------------------------------------
 
-# A node snapshots once the log has grown by the threshold since its last
-# snapshot. Writes one log entry each (one connection to the leader: no
-# batching) make sure that happens now, so that the snapshot times and the
-# restore below are those of the whole preloaded state.
+# Every node is asked for a snapshot of the whole preloaded state now, through
+# its admin API (POST /snapshot), so that the snapshot times and the restore
+# below are those of that state.
 leader=$(leader_id)
-declare -A persisted_before
-for i in 1 2 3; do persisted_before[$i]=$(snapshots_persisted "$i"); done
-nudge=$((snapshot_threshold + 100))
 snapshot_note=""
-measure snapshot-nudge "$nudge purchases one log entry each, to cross the snapshot threshold" \
-  -url "$(client_url "${leader#n}")" -preload "$nudge" -conns 1 -duration 300s ||
-  snapshot_note="The purchases meant to cross the snapshot threshold were not all recorded."
-deadline=$((SECONDS + SNAPSHOT_WAIT))
 for i in 1 2 3; do
-  until [ "$(snapshots_persisted "$i")" -gt "${persisted_before[$i]}" ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      snapshot_note+=" Node n$i wrote no snapshot within ${SNAPSHOT_WAIT}s of crossing the threshold."
-      break
-    fi
-    sleep 0.5
-  done
+  if ! curl -fsS --max-time "$SNAPSHOT_WAIT" -X POST -H "Authorization: Bearer $(cat "$out/admin-token")" \
+    "http://127.0.0.1:1908$i/snapshot" >"$out/snapshot-n$i.json"; then
+    snapshot_note+=" Node n$i did not take a snapshot within ${SNAPSHOT_WAIT}s."
+  fi
 done
 [ -z "$snapshot_note" ] || log "$snapshot_note"
 
