@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 LOCALBIN ?= $(shell pwd)/bin
 GO ?= go
-GOFLAGS_TEST ?= -count=1
+GOFLAGS_TEST ?= -count=1 -race
 
 # Tools are built from their Go modules into bin/ on first use.
 STATICCHECK ?= $(LOCALBIN)/staticcheck
@@ -57,7 +57,9 @@ run: build ## Run a local cluster of three nodes on 127.0.0.1 (data in .run/, Ct
 
 .PHONY: bench
 bench: build ## Go benchmarks of the state machine, then the cluster load benchmark (docs/benchmarks.md).
-	$(GO) test -run '^$$' -bench . -benchmem ./node/...
+	$(GO) test -run '^$$' -bench Million -benchtime 1x -benchmem ./node/ledger/
+	$(GO) test -run '^$$' -bench 'ApplyBatch|Stats|DecodeBuy' -benchmem ./node/...
+	SKIP_BUILD=1 hack/bench/run.sh
 
 ##@ Tools
 
