@@ -428,14 +428,14 @@ type Footprint struct {
 func (l *Ledger) Footprint() Footprint {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	f := Footprint{Purchases: l.st.count, WindowPoints: len(l.st.all.points), IdempotencyKeys: l.st.idempotency.len()}
+	f := Footprint{Purchases: l.st.count, WindowPoints: l.st.all.points(), IdempotencyKeys: l.st.idempotency.len()}
 	for _, m := range []map[int64]*windowIndex{l.st.byPromotion, l.st.byProduct} {
 		for _, w := range m {
-			f.WindowPoints += len(w.points)
+			f.WindowPoints += w.points()
 		}
 	}
 	for _, w := range l.st.byPair {
-		f.WindowPoints += len(w.points)
+		f.WindowPoints += w.points()
 	}
 	return f
 }
