@@ -204,7 +204,7 @@ func (l *Ledger) applyLocked(logs []*raft.Log, results []any) {
 				}
 			}
 			var res []BuyResult
-			res, arena = l.st.applyBuys(tx.Bucket(purchasesBucket), entry.Index, batch, arena)
+			res, arena = l.st.applyBuys(appendBucket(tx), entry.Index, batch, arena)
 			results[i] = res
 		case CmdPublishNode:
 			info, err := decodePublishNode(version, payload)
@@ -225,6 +225,15 @@ func (l *Ledger) applyLocked(logs []*raft.Log, results []any) {
 			panic(fmt.Sprintf("ledger: commit records: %v", err))
 		}
 	}
+}
+
+// appendBucket returns the purchases bucket set up for keys that only ever
+// grow: full pages instead of bbolt's default half-full splits, which would
+// double the file.
+func appendBucket(tx *bolt.Tx) *bolt.Bucket {
+	b := tx.Bucket(purchasesBucket)
+	b.FillPercent = 1.0
+	return b
 }
 
 // applyBuys records a batch of purchases, encoding them onto arena.

@@ -218,7 +218,7 @@ func readSnapshot(r io.Reader, db *bolt.DB) (*state, uint64, error) {
 	}
 	for done := uint64(0); done < count; {
 		err := db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(purchasesBucket)
+			b := appendBucket(tx)
 			for end := min(done+restoreBatch, count); done < end; done++ {
 				n, err := binary.ReadUvarint(br)
 				if err != nil {
