@@ -108,16 +108,14 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		next = wait(buytrackerv1alpha1.ReasonStorageChange, "waiting for the old StatefulSet to go before creating its replacement")
 		return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
 	}
-	voters := min(bt.DesiredReplicas(), *sts.Spec.Replicas)
-	if err := r.reconcileDisruptionBudget(ctx, &bt, n, voters); err != nil {
-		return ctrl.Result{}, err
-	}
-
 	v, err := r.observe(ctx, &bt, n, sts, token)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	view = &v
+	if err := r.reconcileDisruptionBudget(ctx, &bt, n, budgetVoters(&bt, v)); err != nil {
+		return ctrl.Result{}, err
+	}
 	next = planNext(v)
 	logf.FromContext(ctx).V(1).Info("Planned step", "action", next.action, "phase", next.phase, "note", next.note)
 	if err := r.execute(ctx, &bt, n, sts, v, next, token); err != nil {

@@ -8,13 +8,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+	"github.com/buytracker/buytracker/node/adminapi"
 )
 
 // desiredDisruptionBudget lets voluntary disruptions (drains, evictions)
 // take down at most the failures a cluster of voters members survives:
 // (voters-1)/2, so a majority always stays. A one-member cluster allows
-// none. voters is the smaller of the desired and the current size, the
-// safe bound while a scale is under way.
+// none.
 func desiredDisruptionBudget(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, voters int32) *policyv1.PodDisruptionBudget {
 	maxUnavailable := intstr.FromInt32(max(voters-1, 0) / 2)
 	return &policyv1.PodDisruptionBudget{
@@ -38,4 +38,30 @@ var disruptionBudgetKind = childKind[*policyv1.PodDisruptionBudget]{
 func (r *BuyTrackerReconciler) reconcileDisruptionBudget(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, voters int32) error {
 	_, err := applyChild(ctx, r.Client, &policyv1.PodDisruptionBudget{}, desiredDisruptionBudget(bt, n, voters), disruptionBudgetKind)
 	return err
+}
+
+// budgetVoters is the voter count the budget protects: the smallest of the
+// desired size, the StatefulSet's size and the voters of the configuration
+// (the last known one when no node answers), which is the safe bound while
+// a scale is under way.
+func budgetVoters(bt *buytrackerv1alpha1.BuyTracker, v clusterView) int32 {
+	voters := min(v.desired, v.stsReplicas)
+	known := int32(0)
+	if v.raft != nil {
+		for _, m := range v.raft.Members {
+			if m.Suffrage == adminapi.Voter {
+				known++
+			}
+		}
+	} else {
+		for _, m := range bt.Status.Members {
+			if m.Suffrage == buytrackerv1alpha1.SuffrageVoter {
+				known++
+			}
+		}
+	}
+	if known > 0 {
+		voters = min(voters, known)
+	}
+	return voters
 }

@@ -18,3 +18,19 @@ func TestDesiredDisruptionBudgetKeepsQuorum(t *testing.T) {
 		})
 	}
 }
+
+func TestBudgetVotersDuringAScale(t *testing.T) {
+	tests := []struct {
+		name string
+		view clusterView
+		want int32
+	}{
+		{"steady", viewOf(5, 5, "0L 1 2 3 4"), 5},
+		{"growing: new pods are not voters yet", viewOf(5, 5, "0L 1 2 3n 4p"), 3},
+		{"shrinking: configuration already smaller", viewOf(3, 5, "0L 1 2 3p 4p"), 3},
+		{"shrinking: configuration still large", viewOf(3, 5, "0L 1 2 3 4"), 3},
+	}
+	for _, tt := range tests {
+		expect(t, tt.name, budgetVoters(testBuyTracker(), tt.view), tt.want)
+	}
+}

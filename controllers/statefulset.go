@@ -67,9 +67,9 @@ func desiredStatefulSet(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 }
 
 func desiredClaimTemplate(bt *buytrackerv1alpha1.BuyTracker) corev1.PersistentVolumeClaim {
-	size := bt.Spec.Storage.Size
-	if size.IsZero() {
-		size = resource.MustParse(buytrackerv1alpha1.DefaultStorage)
+	size := resource.MustParse(buytrackerv1alpha1.DefaultStorage)
+	if bt.Spec.Storage.Size != nil {
+		size = *bt.Spec.Storage.Size
 	}
 	return corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: dataVolume},

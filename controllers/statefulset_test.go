@@ -94,7 +94,7 @@ func TestDesiredStatefulSet(t *testing.T) {
 			bt.Spec.Image = "registry.example/node:v2"
 			bt.Spec.ImagePullPolicy = corev1.PullAlways
 			bt.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}
-			bt.Spec.Storage = buytrackerv1alpha1.StorageSpec{Size: resource.MustParse("5Gi"), StorageClassName: ptr.To("fast"), WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType}
+			bt.Spec.Storage = buytrackerv1alpha1.StorageSpec{Size: ptr.To(resource.MustParse("5Gi")), StorageClassName: ptr.To("fast"), WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType}
 			bt.Spec.NodeSelector = map[string]string{"disk": "ssd"}
 			bt.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}
 			bt.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}}
@@ -196,8 +196,8 @@ func TestImmutableFieldsDiffer(t *testing.T) {
 		{"same spec", testBuyTracker(), false},
 		{"new image only", testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) { bt.Spec.Image = "other" }), false},
 		{"new storage class", testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) { bt.Spec.Storage.StorageClassName = ptr.To("fast") }), true},
-		{"new size", testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) { bt.Spec.Storage.Size = resource.MustParse("2Gi") }), true},
-		{"same size spelled differently", testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) { bt.Spec.Storage.Size = resource.MustParse("1024Mi") }), false},
+		{"new size", testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) { bt.Spec.Storage.Size = ptr.To(resource.MustParse("2Gi")) }), true},
+		{"same size spelled differently", testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) { bt.Spec.Storage.Size = ptr.To(resource.MustParse("1024Mi")) }), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

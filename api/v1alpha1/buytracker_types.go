@@ -8,7 +8,6 @@ import (
 )
 
 // BuyTrackerSpec is the cluster a user asks for.
-// +kubebuilder:validation:XValidation:rule="!has(self.raft) || !has(self.raft.heartbeatTimeout) || !has(self.raft.electionTimeout) || duration(self.raft.electionTimeout) >= duration(self.raft.heartbeatTimeout)",message="raft.electionTimeout must not be shorter than raft.heartbeatTimeout"
 type BuyTrackerSpec struct {
 	// replicas is the number of Raft voters: 1, 3, 5, 7 or 9. An odd size
 	// is the only useful one: an even cluster tolerates no more failures
@@ -68,9 +67,9 @@ type BuyTrackerSpec struct {
 type StorageSpec struct {
 	// size of each node's volume; a positive quantity such as 1Gi.
 	// +kubebuilder:default="1Gi"
-	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).sign() > 0",message="storage.size must be a positive quantity such as 1Gi or 500Mi"
+	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))",message="storage.size must be a positive quantity such as 1Gi or 500Mi"
 	// +optional
-	Size resource.Quantity `json:"size,omitempty"`
+	Size *resource.Quantity `json:"size,omitempty"`
 
 	// storageClassName of the volumes; empty means the cluster's default
 	// class. A change applies to volumes created afterwards.
@@ -105,6 +104,7 @@ type ServiceSpec struct {
 }
 
 // RaftSpec tunes hashicorp/raft on every node.
+// +kubebuilder:validation:XValidation:rule="!has(self.heartbeatTimeout) || !has(self.electionTimeout) || duration(self.electionTimeout) >= duration(self.heartbeatTimeout)",message="raft.electionTimeout must not be shorter than raft.heartbeatTimeout"
 type RaftSpec struct {
 	// heartbeatTimeout is how long a follower waits for the leader before
 	// it starts an election, as a duration such as 1s.

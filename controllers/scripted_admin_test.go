@@ -1,0 +1,188 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/buytracker/buytracker/node/adminapi"
+)
+
+// scriptedCluster stands in for the nodes' admin API, which envtest cannot
+// run (it runs no pods): one Raft configuration that the membership calls
+// change the way a node would, a log of those calls, and a hook tests use
+// to look at the world, or to stop the operator, in the middle of a call.
+type scriptedCluster struct {
+	names clusterNames
+
+	mu      sync.Mutex
+	leader  string
+	members []adminapi.Member
+	commit  uint64
+	down    map[string]bool
+	calls   []string
+	tokens  map[string]bool
+	// onCall runs after a membership call changed the configuration, with
+	// the call's context; an error it returns is the call's answer.
+	onCall func(ctx context.Context, call string) error
+}
+
+func newScriptedCluster(names clusterNames, size int32, leader int32) *scriptedCluster {
+	s := &scriptedCluster{names: names, leader: names.pod(leader), commit: 100, down: map[string]bool{}, tokens: map[string]bool{}}
+	for i := range size {
+		s.members = append(s.members, adminapi.Member{ID: names.pod(i), Address: names.raftAddress(names.pod(i)), Suffrage: adminapi.Voter})
+	}
+	return s
+}
+
+func (s *scriptedCluster) factory() AdminClientFactory {
+	return func(baseURL, token string) (AdminClient, error) {
+		u, err := url.Parse(baseURL)
+		if err != nil {
+			return nil, err
+		}
+		pod, _, _ := strings.Cut(u.Hostname(), ".")
+		if u.Hostname() != s.names.host(pod) {
+			return nil, fmt.Errorf("%s is not a node of %s/%s", baseURL, s.names.namespace, s.names.name)
+		}
+		return &scriptedNode{cluster: s, pod: pod, token: token}, nil
+	}
+}
+
+func (s *scriptedCluster) setDown(pod string, down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down[pod] = down
+}
+
+func (s *scriptedCluster) setLeader(pod string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leader = pod
+}
+
+func (s *scriptedCluster) setHook(hook func(ctx context.Context, call string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onCall = hook
+}
+
+func (s *scriptedCluster) callLog() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+func (s *scriptedCluster) memberIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, m := range s.members {
+		ids = append(ids, fmt.Sprintf("%s:%s", m.ID, m.Suffrage))
+	}
+	return ids
+}
+
+// scriptedNode is one pod's admin API.
+type scriptedNode struct {
+	cluster *scriptedCluster
+	pod     string
+	token   string
+}
+
+var errNodeDown = errors.New("connection refused")
+
+// answer checks that the node is up and was called with a token.
+func (n *scriptedNode) answer() error {
+	if n.token == "" {
+		return &adminapi.APIError{StatusCode: 401, Code: "unauthorized"}
+	}
+	n.cluster.tokens[n.token] = true
+	if n.cluster.down[n.pod] {
+		return fmt.Errorf("%s: %w", n.pod, errNodeDown)
+	}
+	return nil
+}
+
+// Cluster answers as the leader would; like the node's promoter, it makes
+// a caught-up non-voter a voter, one per call.
+func (n *scriptedNode) Cluster(context.Context) (*adminapi.Cluster, error) {
+	s := n.cluster
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := n.answer(); err != nil {
+		return nil, err
+	}
+	out := &adminapi.Cluster{ServedBy: s.leader, Leader: s.leader, Term: 1, CommitIndex: s.commit, AppliedIndex: s.commit}
+	for _, m := range s.members {
+		m.Leader = m.ID == s.leader
+		if !s.down[m.ID] {
+			idx := s.commit
+			m.LastIndex = &idx
+		}
+		out.Members = append(out.Members, m)
+	}
+	for i, m := range s.members {
+		if m.Suffrage == adminapi.Nonvoter && !s.down[m.ID] {
+			s.members[i].Suffrage = adminapi.Voter
+			break
+		}
+	}
+	return out, nil
+}
+
+func (n *scriptedNode) Status(context.Context) (*adminapi.Status, error) {
+	s := n.cluster
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := n.answer(); err != nil {
+		return nil, err
+	}
+	state := "Follower"
+	if n.pod == s.leader {
+		state = "Leader"
+	}
+	return &adminapi.Status{ID: n.pod, State: state, Leader: s.leader, Term: 1, LastIndex: s.commit, CommitIndex: s.commit, AppliedIndex: s.commit}, nil
+}
+
+func (n *scriptedNode) AddMember(ctx context.Context, id, address string) (*adminapi.Result, error) {
+	return n.change(ctx, "add "+id, func(s *scriptedCluster) {
+		if !slices.ContainsFunc(s.members, func(m adminapi.Member) bool { return m.ID == id }) {
+			s.members = append(s.members, adminapi.Member{ID: id, Address: address, Suffrage: adminapi.Nonvoter})
+		}
+	})
+}
+
+func (n *scriptedNode) RemoveMember(ctx context.Context, id string) (*adminapi.Result, error) {
+	return n.change(ctx, "remove "+id, func(s *scriptedCluster) {
+		s.members = slices.DeleteFunc(s.members, func(m adminapi.Member) bool { return m.ID == id })
+	})
+}
+
+func (n *scriptedNode) TransferLeadership(ctx context.Context, target string) (*adminapi.Result, error) {
+	return n.change(ctx, "transfer "+target, func(s *scriptedCluster) { s.leader = target })
+}
+
+func (n *scriptedNode) change(ctx context.Context, call string, apply func(*scriptedCluster)) (*adminapi.Result, error) {
+	s := n.cluster
+	s.mu.Lock()
+	if err := n.answer(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	apply(s)
+	s.commit++
+	s.calls = append(s.calls, call)
+	index, hook := s.commit, s.onCall
+	s.mu.Unlock()
+	if hook != nil {
+		if err := hook(ctx, call); err != nil {
+			return nil, err
+		}
+	}
+	return &adminapi.Result{Index: index, Message: call}, nil
+}
