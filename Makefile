@@ -72,9 +72,10 @@ $(STATICCHECK): | $(LOCALBIN)
 ##@ Operator
 
 # Tool versions: controller-tools v0.23.0 is built against k8s.io v0.37, as
-# controller-runtime v0.25.2 is.
+# controller-runtime v0.25.2 is; kustomize v5.8.2 is the newest that builds
+# with Go 1.26 (v5.8.3 needs Go 1.27).
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
-KUSTOMIZE_VERSION ?= v5.8.3
+KUSTOMIZE_VERSION ?= v5.8.2
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBECTL ?= kubectl
@@ -96,7 +97,8 @@ generate: $(CONTROLLER_GEN) ## Generate the API's DeepCopy methods.
 	$(CONTROLLER_GEN) object paths="./api/..."
 
 .PHONY: verify
-verify: manifests generate ## Regenerate code and manifests; fail when the committed ones differ.
+verify: manifests generate $(KUSTOMIZE) ## Regenerate code and manifests; fail when the committed ones differ.
+	@for d in config/default config/samples; do $(KUSTOMIZE) build $$d >/dev/null || { echo "kustomize build $$d failed"; exit 1; }; done
 	@git diff --exit-code -- $(GENERATED) || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- $(GENERATED)); \
 	  if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked"; exit 1; fi
@@ -130,12 +132,17 @@ uninstall: ## Remove the CRD (and with it every BuyTracker) from the cluster.
 
 .PHONY: deploy
 deploy: $(KUSTOMIZE) ## Deploy the operator (config/default) with OPERATOR_IMG and NODE_IMG.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(OPERATOR_IMG)
-	$(KUSTOMIZE) build config/default | sed 's#--node-image=.*#--node-image=$(NODE_IMG)#' | $(KUBECTL) apply --server-side -f -
+	$(KUSTOMIZE) build config/default \
+	  | sed -e 's#image: buytracker/operator:dev#image: $(OPERATOR_IMG)#' -e 's#--node-image=buytracker/node:dev#--node-image=$(NODE_IMG)#' \
+	  | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: $(KUSTOMIZE) ## Remove the operator deployed by `make deploy`.
 	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: controller-gen kustomize
+controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
+kustomize: $(KUSTOMIZE) ## Build kustomize into bin/.
 
 $(CONTROLLER_GEN): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN)/.controller-gen $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

@@ -167,8 +167,8 @@ func TestReconcileOfAnUnchangedSpecWritesNothing(t *testing.T) {
 		f.pass(t)
 	}
 	expect(t, "resourceVersions", versions(), before)
-	token := string(f.children(t)["Secret/promo-admin-token"].(*corev1.Secret).Data[adminTokenKey])
-	if !f.cluster.tokens[token] || len(f.cluster.tokens) != 1 {
+	token := f.children(t)["Secret/promo-admin-token"].(*corev1.Secret).Data[adminTokenKey]
+	if !f.cluster.tokens[string(token)] || len(f.cluster.tokens) != 1 {
 		t.Errorf("admin calls did not all use the Secret's token")
 	}
 }

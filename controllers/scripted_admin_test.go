@@ -59,12 +59,6 @@ func (s *scriptedCluster) setDown(pod string, down bool) {
 	s.down[pod] = down
 }
 
-func (s *scriptedCluster) setLeader(pod string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.leader = pod
-}
-
 func (s *scriptedCluster) setHook(hook func(ctx context.Context, call string) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -216,7 +216,3 @@ type BuyTrackerList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []BuyTracker `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&BuyTracker{}, &BuyTrackerList{})
-}
