@@ -33,6 +33,8 @@ type Store interface {
 	PublishNode(info ledger.NodeInfo) error
 	BuyForwarded(ctx context.Context, encoded []byte) ([]byte, error)
 	Snapshot() (uint64, error)
+	IsLeader() bool
+	ReadIndex(ctx context.Context) (uint64, error)
 }
 
 // Server is the admin API of one node.
@@ -58,6 +60,7 @@ func New(st Store, token string, logger *slog.Logger) (*Server, error) {
 	s.mux.HandleFunc("POST /cluster/nodes", s.handlePublishNode)
 	s.mux.HandleFunc("POST /snapshot", s.handleSnapshot)
 	s.mux.HandleFunc("POST "+adminapi.ForwardBuysPath, s.handleForwardedBuys)
+	s.mux.HandleFunc("GET "+adminapi.ReadIndexPath, s.handleReadIndex)
 	// Profiles, behind the same token, for diagnosing a live node.
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -151,6 +154,25 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, adminapi.Result{Index: index, Message: "snapshot taken"})
+}
+
+// handleReadIndex answers a follower's request for a read index. Only the
+// leader answers; it never forwards.
+func (s *Server) handleReadIndex(w http.ResponseWriter, r *http.Request) {
+	if !s.store.IsLeader() {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "not_leader", "only the leader hands out read indexes")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	index, err := s.store.ReadIndex(ctx)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "no_leader", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, adminapi.ReadIndex{Index: index})
 }
 
 // handleForwardedBuys records a batch of purchases a follower forwarded.

@@ -78,6 +78,15 @@ type NodeInfo struct {
 // purchases to on the leader's admin listener.
 const ForwardBuysPath = "/internal/buy-batch"
 
+// ReadIndexPath is the internal route a follower asks the leader for a
+// read index on.
+const ReadIndexPath = "/internal/read-index"
+
+// ReadIndex is the answer on ReadIndexPath.
+type ReadIndex struct {
+	Index uint64 `json:"index"`
+}
+
 // Result is the answer of a mutating call.
 type Result struct {
 	// Index is the Raft log index of the configuration change, 0 when

@@ -52,36 +52,99 @@ func (s *Store) ReadBarrier(ctx context.Context, c Consistency) error {
 		}
 		return s.waitLeaderReady(ctx)
 	case Linearizable:
-		if s.raft.State() != raft.Leader {
-			return s.notLeaderError()
-		}
-		if err := s.waitLeaderReady(ctx); err != nil {
+		// The leader confirms its leadership for a round of reads; a
+		// follower asks the leader for that round's index. Either way the
+		// read is then served here once this node has applied the index.
+		index, err := s.ReadIndex(ctx)
+		if err != nil {
 			return err
 		}
-		pr := &pendingRead{index: make(chan readIndexResult, 1)}
-		select {
-		case s.reads <- pr:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
-		case <-s.stop:
-			return ErrClosed
-		}
-		var res readIndexResult
-		select {
-		case res = <-pr.index:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: confirming leadership: %v", ErrNoLeader, ctx.Err())
-		}
-		if res.err != nil {
-			return res.err
-		}
-		if err := s.ledger.WaitApplied(ctx, res.index); err != nil {
+		if err := s.ledger.WaitApplied(ctx, index); err != nil {
 			return fmt.Errorf("%w: %v", ErrNoLeader, err)
 		}
 		return nil
 	default:
 		return fmt.Errorf("unknown consistency %q", c)
 	}
+}
+
+// ReadIndex returns an index such that a read served from a state machine
+// that has applied it reflects every write acknowledged before the call. On
+// the leader it comes from a ReadIndex round; a follower asks the leader,
+// one request per round of concurrent reads.
+func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+	queue := s.reads
+	if s.raft.State() == raft.Leader {
+		if err := s.waitLeaderReady(ctx); err != nil {
+			return 0, err
+		}
+	} else {
+		if err := s.notLeaderError(); !errors.Is(err, ErrNotLeader) {
+			return 0, err
+		}
+		queue = s.followerReads
+	}
+	pr := &pendingRead{index: make(chan readIndexResult, 1)}
+	select {
+	case queue <- pr:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+	case <-s.stop:
+		return 0, ErrClosed
+	}
+	select {
+	case res := <-pr.index:
+		return res.index, res.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: confirming leadership: %v", ErrNoLeader, ctx.Err())
+	}
+}
+
+// runFollowerReadIndex asks the leader for a read index once per round of
+// concurrent linearizable reads on this follower.
+func (s *Store) runFollowerReadIndex() {
+	defer s.wg.Done()
+	var waiting []*pendingRead
+	for {
+		waiting = waiting[:0]
+		select {
+		case pr := <-s.followerReads:
+			waiting = append(waiting, pr)
+		case <-s.stop:
+			return
+		}
+	drain:
+		for {
+			select {
+			case pr := <-s.followerReads:
+				waiting = append(waiting, pr)
+			default:
+				break drain
+			}
+		}
+		index, err := s.leaderReadIndex()
+		for _, pr := range waiting {
+			pr.index <- readIndexResult{index: index, err: err}
+		}
+	}
+}
+
+func (s *Store) leaderReadIndex() (uint64, error) {
+	leader, ok := s.Leader()
+	if !ok || leader.ID == s.cfg.ID || leader.AdminURL == "" {
+		return 0, ErrNoLeader
+	}
+	client, err := s.peers.client(leader.AdminURL)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	index, err := client.ReadIndex(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: read index from leader %s: %v", ErrNoLeader, leader.ID, err)
+	}
+	return index, nil
 }
 
 // waitLeaderReady waits until this leader has applied an entry of its own

@@ -117,6 +117,8 @@ type Store struct {
 	forwardSlots chan struct{}
 	slots        chan struct{}
 	reads        chan *pendingRead
+	// followerReads wait for a read index asked from the leader.
+	followerReads chan *pendingRead
 
 	// leaderReady is the term in which this node, as leader, has applied
 	// an entry of its own; before that its state may miss committed entries
@@ -143,16 +145,17 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
 	s := &Store{
-		cfg:          cfg,
-		logger:       cfg.Logger,
-		buys:         make(chan *pendingBuy, 16*cfg.MaxBatch),
-		batches:      make(chan inflightBatch, cfg.MaxInflight),
-		slots:        make(chan struct{}, cfg.MaxInflight),
-		forwardQueue: make(chan *pendingBuy, 16*cfg.MaxBatch),
-		forwardSlots: make(chan struct{}, cfg.MaxInflight),
-		reads:        make(chan *pendingRead, 4096),
-		readyCh:      make(chan struct{}),
-		stop:         make(chan struct{}),
+		cfg:           cfg,
+		logger:        cfg.Logger,
+		buys:          make(chan *pendingBuy, 16*cfg.MaxBatch),
+		batches:       make(chan inflightBatch, cfg.MaxInflight),
+		slots:         make(chan struct{}, cfg.MaxInflight),
+		forwardQueue:  make(chan *pendingBuy, 16*cfg.MaxBatch),
+		forwardSlots:  make(chan struct{}, cfg.MaxInflight),
+		reads:         make(chan *pendingRead, 4096),
+		followerReads: make(chan *pendingRead, 4096),
+		readyCh:       make(chan struct{}),
+		stop:          make(chan struct{}),
 	}
 	var err error
 	if s.ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger"), s.logger); err != nil {
@@ -164,7 +167,8 @@ func Open(cfg Config) (*Store, error) {
 		s.closeStores()
 		return nil, err
 	}
-	s.wg.Add(6)
+	s.wg.Add(7)
+	go s.runFollowerReadIndex()
 	go s.runBatcher()
 	go s.runForwarder()
 	go s.runCompleter()
@@ -203,6 +207,10 @@ func (s *Store) startRaft(raftDir string) error {
 	rc.SnapshotInterval = s.cfg.SnapshotInterval
 	rc.TrailingLogs = s.cfg.TrailingLogs
 	rc.MaxAppendEntries = 256
+	// Followers learn the commit index from the next AppendEntries; when
+	// writes pause, this bounds how long a follower's linearizable read
+	// waits for it.
+	rc.CommitTimeout = 5 * time.Millisecond
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 
