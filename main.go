@@ -79,7 +79,6 @@ func run(args []string) error {
 	r := &controllers.BuyTrackerReconciler{
 		Client:        mgr.GetClient(),
 		APIReader:     mgr.GetAPIReader(),
-		Scheme:        mgr.GetScheme(),
 		Recorder:      mgr.GetEventRecorder("buytracker-operator"),
 		AdminClients:  controllers.NewAdminClientFactory(),
 		NodeImage:     nodeImage,

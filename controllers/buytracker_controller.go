@@ -14,7 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -43,7 +44,6 @@ type BuyTrackerReconciler struct {
 	// APIReader reads around the cache, where a stale answer could cost
 	// quorum (the pods a rollout deletes).
 	APIReader client.Reader
-	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	// AdminClients makes the clients of the nodes' admin API.
 	AdminClients AdminClientFactory
@@ -137,11 +137,36 @@ func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1
 		return nil
 	}
 	patch := client.MergeFrom(bt.DeepCopy())
+	previous := bt.Status.Conditions
 	bt.Status = status
 	if err := r.Status().Patch(ctx, bt, patch); err != nil {
 		return fmt.Errorf("write status of buytracker %s: %w", bt.Name, err)
 	}
+	r.recordHealthChanges(bt, previous, status.Conditions)
 	return nil
+}
+
+// recordHealthChanges records an Event when the cluster loses or regains
+// its quorum, or a member goes down or comes back.
+func (r *BuyTrackerReconciler) recordHealthChanges(bt *buytrackerv1alpha1.BuyTracker, before, after []metav1.Condition) {
+	changed := func(typ string) (*metav1.Condition, bool) {
+		old, cur := meta.FindStatusCondition(before, typ), meta.FindStatusCondition(after, typ)
+		return cur, old != nil && cur != nil && old.Status != cur.Status
+	}
+	if c, ok := changed(buytrackerv1alpha1.ConditionAvailable); ok {
+		if c.Status == metav1.ConditionTrue {
+			r.event(bt, corev1.EventTypeNormal, "Available", "Observe", "%s", c.Message)
+		} else {
+			r.event(bt, corev1.EventTypeWarning, "Unavailable", "Observe", "%s: %s", c.Reason, c.Message)
+		}
+	}
+	if c, ok := changed(buytrackerv1alpha1.ConditionDegraded); ok {
+		if c.Status == metav1.ConditionTrue {
+			r.event(bt, corev1.EventTypeWarning, "Degraded", "Observe", "%s", c.Message)
+		} else {
+			r.event(bt, corev1.EventTypeNormal, "Recovered", "Observe", "%s", c.Message)
+		}
+	}
 }
 
 func (r *BuyTrackerReconciler) event(bt *buytrackerv1alpha1.BuyTracker, eventType, reason, action, format string, args ...any) {

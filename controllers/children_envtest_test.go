@@ -43,7 +43,7 @@ func newDirectFixture(t *testing.T, spec buytrackerv1alpha1.BuyTrackerSpec) *dir
 	cluster := newScriptedCluster(n, bt.DesiredReplicas(), 0)
 	f := &directFixture{s: s, cluster: cluster, key: client.ObjectKeyFromObject(bt),
 		standIn: &statefulSetStandIn{c: s.client, ns: ns},
-		r: &BuyTrackerReconciler{Client: s.client, APIReader: s.client, Scheme: s.scheme,
+		r: &BuyTrackerReconciler{Client: s.client, APIReader: s.client,
 			Recorder: events.NewFakeRecorder(1000), AdminClients: cluster.factory(),
 			NodeImage: "buytracker/node:test", ClusterDomain: "cluster.local"}}
 	return f

@@ -62,7 +62,7 @@ func (f *managerFixture) startOperator(t *testing.T) (stop func()) {
 	if err != nil {
 		t.Fatalf("new manager: %v", err)
 	}
-	r := &BuyTrackerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+	r := &BuyTrackerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorder("buytracker-operator"), AdminClients: f.cluster.factory(),
 		NodeImage: "buytracker/node:test", ClusterDomain: "cluster.local",
 		Intervals: Intervals{Progress: 50 * time.Millisecond, Wait: 100 * time.Millisecond, Steady: 300 * time.Millisecond}}
@@ -196,6 +196,7 @@ func TestStatusFollowsTheCluster(t *testing.T) {
 	f.cluster.setDown("promo-1", false)
 	f.cluster.setDown("promo-2", false)
 	f.waitSettled(t)
+	f.waitEvents(t, "Degraded", "Unavailable", "Available", "Recovered")
 	expect(t, "membership calls", f.cluster.callLog(), []string(nil))
 }
 
