@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,13 +27,14 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run parses the flags and runs the manager until ctx ends.
+func run(ctx context.Context, args []string) error {
 	var (
 		metricsAddr, probeAddr, nodeImage, clusterDomain string
 		leaderElect                                      bool
@@ -95,7 +97,7 @@ func run(args []string) error {
 		return fmt.Errorf("add ready check: %w", err)
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager", "nodeImage", nodeImage)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
