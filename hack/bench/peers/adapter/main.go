@@ -68,7 +68,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	fs.StringVar(&cfg.backend, "backend", "", "postgres, redis or etcd")
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:27090", "HTTP listen address")
-	fs.StringVar(&cfg.postgresDSN, "postgres", "postgres://bench@127.0.0.1:27432/bench", "PostgreSQL connection string")
+	fs.StringVar(&cfg.postgresDSN, "postgres", "postgres://bench@127.0.0.1:27432/postgres", "PostgreSQL connection string")
 	fs.StringVar(&cfg.redisAddr, "redis", "127.0.0.1:27379", "Redis address")
 	fs.StringVar(&cfg.etcdEndpoints, "etcd", "http://127.0.0.1:27301,http://127.0.0.1:27302,http://127.0.0.1:27303", "etcd client URLs, comma-separated")
 	fs.IntVar(&cfg.conns, "conns", 64, "connections to PostgreSQL or Redis (etcd multiplexes one)")

@@ -61,6 +61,20 @@ func TestTableGivesEachRoundAndTheRatioToTheBaselineOfThatRound(t *testing.T) {
 	}
 }
 
+func TestTablesCanBePrintedAlone(t *testing.T) {
+	dir := exampleResults(t)
+	var out strings.Builder
+	if err := run([]string{"-results", dir, "-systems", "buytracker,etcd", "-load", "buy=buy 64", "-tables", "preload"}, &out, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "POST /buy") || !strings.Contains(out.String(), "| system | path |") {
+		t.Errorf("-tables preload printed:\n%s", out.String())
+	}
+	if err := run([]string{"-results", dir, "-load", "buy=b", "-tables", "plots"}, &out, os.Stderr); err == nil {
+		t.Error("an unknown table was accepted")
+	}
+}
+
 func TestPlotIsWellFormedWithABarPerSystemAndLoad(t *testing.T) {
 	dir := exampleResults(t)
 	svgPath := filepath.Join(t.TempDir(), "plot.svg")

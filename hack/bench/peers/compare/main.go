@@ -21,7 +21,8 @@ import (
 	"github.com/buytracker/buytracker/hack/bench/result"
 )
 
-const usage = `Usage: compare -results DIR -systems BASELINE,PEER,... -load KEY=NAME... [-preload KEY] [-svg FILE]
+const usage = `Usage: compare -results DIR -systems BASELINE,PEER,... -load KEY=NAME... [-preload KEY]
+               [-tables loads,preload] [-svg FILE]
 Prints Markdown tables of DIR/r<round>/<system>/<load>.json, loads in the
 order of the -load flags, and writes the plot to FILE.
 
@@ -98,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var (
 		dir, systemList, svgPath string
 		loads                    []load
-		preloadKey               string
+		preloadKey, tables       string
 	)
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -117,6 +118,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	})
 	fs.StringVar(&preloadKey, "preload", "preload", "file name of the preload runs (\"\" for none)")
+	fs.StringVar(&tables, "tables", "loads,preload", "tables to print: loads, preload, or both")
 	fs.StringVar(&svgPath, "svg", "", "write the plot here")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -144,10 +146,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	var b strings.Builder
-	writeLoadTable(&b, m, loads)
-	if preloadKey != "" {
-		b.WriteString("\n")
-		writePreloadTable(&b, m, preloadKey)
+	for i, table := range strings.Split(tables, ",") {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		switch {
+		case table == "loads":
+			writeLoadTable(&b, m, loads)
+		case table == "preload" && preloadKey != "":
+			writePreloadTable(&b, m, preloadKey)
+		default:
+			return fmt.Errorf("-tables: unknown table %q (or -preload is empty)", table)
+		}
 	}
 	_, err = io.WriteString(stdout, b.String())
 	return err
