@@ -332,7 +332,7 @@ if [ -z "${UPDATE_DOC:-}" ]; then
 fi
 [ "$busy" = 0 ] || log "warning: the 1-minute load average is ${load_before%% *} (above $MAX_LOAD): the machine is busy, figures will be low"
 [ "$UPDATE_DOC" = 1 ] || log "this run will not update docs/ (UPDATE_DOC=0)"
-started=$(date -u +%FT%TZ)
+started=$(date -u +%FT%TZ) began=$SECONDS
 
 # --- the rounds ---------------------------------------------------------------------
 
@@ -387,7 +387,7 @@ versions() {
   echo
   echo "<!-- Written by hack/bench/peers/run.sh from the run below; a new full run replaces this section. -->"
   echo
-  echo "Run of $started (UTC), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- node hack/bench 2>/dev/null || echo ' (with uncommitted changes)'):"
+  echo "Run of $started (UTC), $(((SECONDS - began) / 60)) min $(((SECONDS - began) % 60)) s, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- node hack/bench 2>/dev/null || echo ' (with uncommitted changes)'):"
   echo
   echo "- machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), $(sed -n "s/^PRETTY_NAME=//p" /etc/os-release | tr -d '"')"
   echo "- versions: $(versions)"
@@ -405,6 +405,8 @@ versions() {
   echo
   cat "$out/preload.md"
   echo
+  echo "A preload of — means the system already held that many purchases after its write runs."
+  echo
   echo "| system | purchases held at the last GET /stats run | data on disk per replica, MiB | etcd: transactions per acknowledged buy |"
   echo "| --- | ---: | ---: | ---: |"
   for system in "${systems[@]}"; do
@@ -412,6 +414,9 @@ versions() {
     [ "$system" != etcd ] || c=$(per_round "$system" cas)
     echo "| $system | $(per_round "$system" held) | $(per_round "$system" disk_per_replica) | $c |"
   done
+  echo
+  echo "Data on disk: the system's data directories after the last run, divided by its replicas (3 for buytracker and etcd); etcd preallocates its write-ahead log in 64 MiB files."
+  echo "etcd's transactions per acknowledged buy: every compare-and-swap the adapter sent during the round's HTTP writes (the preload to 1,000, the three POST /buy runs and the mix, warm-ups included), over the purchases they recorded."
 } >"$out/results.md"
 
 echo
