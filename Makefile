@@ -61,6 +61,10 @@ bench: build ## Go benchmarks of the state machine, then the cluster load benchm
 	$(GO) test -run '^$$' -bench 'ApplyBatch|Stats|DecodeBuy' -benchmem ./node/...
 	SKIP_BUILD=1 hack/bench/run.sh
 
+.PHONY: bench-peers
+bench-peers: build ## buytracker side by side with PostgreSQL, Redis and etcd (docs/benchmarks-peers.md).
+	hack/bench/peers/run.sh
+
 ##@ Tools
 
 $(LOCALBIN):
