@@ -1,0 +1,224 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// buyResponse and statsResponse hold the fields of the client API the
+// suite checks (SPEC "Node HTTP API").
+type buyResponse struct {
+	Success    bool   `json:"success"`
+	PurchaseID uint64 `json:"purchase_id"`
+	TotalBuys  uint64 `json:"total_buys"`
+}
+
+type statsResponse struct {
+	TotalBuys   uint64 `json:"total_buys"`
+	Index       uint64 `json:"index"`
+	Consistency string `json:"consistency"`
+	ServedBy    string `json:"served_by"`
+	Leader      string `json:"leader"`
+}
+
+// httpError is an answer other than the one expected; retryable says
+// whether a client should try again (no leader, a node going away).
+type httpError struct {
+	status int
+	body   string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
+
+func (e *httpError) retryable() bool {
+	return e.status == http.StatusServiceUnavailable || e.status == http.StatusBadGateway ||
+		e.status == http.StatusGatewayTimeout || e.status == http.StatusInternalServerError
+}
+
+func newHTTPClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
+			IdleConnTimeout:     30 * time.Second,
+		},
+	}
+}
+
+// buy sends one purchase; key, when set, is its Idempotency-Key.
+func buy(ctx context.Context, c *http.Client, baseURL, key string, userID int) (*buyResponse, error) {
+	body := fmt.Sprintf(`{"user_id":%d,"promotion_id":7,"product_id":42,"product_amount":"19.99"}`, userID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/buy", bytes.NewBufferString(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return nil, &httpError{status: resp.StatusCode, body: string(data)}
+	}
+	var out buyResponse
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("decode %q: %w", data, err)
+	}
+	if !out.Success || out.PurchaseID == 0 {
+		return nil, fmt.Errorf("purchase not acknowledged: %s", data)
+	}
+	return &out, nil
+}
+
+// stats reads GET /stats with the given consistency ("" = the default,
+// linearizable).
+func stats(ctx context.Context, c *http.Client, baseURL, consistency string) (*statsResponse, error) {
+	url := baseURL + "/stats"
+	if consistency != "" {
+		url += "?consistency=" + consistency
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &httpError{status: resp.StatusCode, body: string(data)}
+	}
+	var out statsResponse
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("decode %q: %w", data, err)
+	}
+	return &out, nil
+}
+
+// writer is a client that keeps buying through the Service while the
+// cluster is disturbed, as a careful production client would: every
+// purchase has its own Idempotency-Key and is retried with that key until
+// it is acknowledged, so a purchase whose answer was lost is never counted
+// twice. acked is therefore exactly the number of purchases the cluster
+// must hold.
+type writer struct {
+	client  *http.Client
+	baseURL string
+	prefix  string
+
+	next     atomic.Int64 // purchases started
+	acked    atomic.Int64 // purchases acknowledged
+	retries  atomic.Int64 // attempts that failed and were retried
+	mu       sync.Mutex
+	ids      map[uint64]string // purchase id -> key, to catch two purchases given one id
+	failures []error           // answers no retry can fix (4xx, duplicate ids)
+	lastErr  error
+
+	stop context.CancelFunc // stops starting new purchases
+	wg   sync.WaitGroup
+}
+
+// purchaseDeadline bounds how long one purchase is retried: longer than
+// any disturbance the suite causes, so reaching it is a failure.
+const purchaseDeadline = 5 * time.Minute
+
+// startWriter starts workers goroutines buying through baseURL.
+func startWriter(baseURL, prefix string, workers int) *writer {
+	w := &writer{client: newHTTPClient(workers), baseURL: baseURL, prefix: prefix, ids: map[uint64]string{}}
+	ctx, stop := context.WithCancel(context.Background())
+	w.stop = stop
+	for i := range workers {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for ctx.Err() == nil {
+				n := w.next.Add(1)
+				w.purchase(fmt.Sprintf("%s-%d", w.prefix, n), i+1)
+			}
+		}()
+	}
+	return w
+}
+
+// purchase retries one purchase until it is acknowledged, a non-retryable
+// answer comes, or purchaseDeadline passes.
+func (w *writer) purchase(key string, userID int) {
+	deadline := time.Now().Add(purchaseDeadline)
+	backoff := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := buy(ctx, w.client, w.baseURL, key, userID)
+		cancel()
+		if err == nil {
+			w.mu.Lock()
+			if other, dup := w.ids[res.PurchaseID]; dup && other != key {
+				w.failures = append(w.failures, fmt.Errorf("purchase id %d given to %s and %s", res.PurchaseID, other, key))
+			}
+			w.ids[res.PurchaseID] = key
+			w.mu.Unlock()
+			w.acked.Add(1)
+			return
+		}
+		if he, ok := err.(*httpError); ok && !he.retryable() {
+			w.mu.Lock()
+			w.failures = append(w.failures, fmt.Errorf("%s: %w", key, err))
+			w.mu.Unlock()
+			return
+		}
+		w.retries.Add(1)
+		w.mu.Lock()
+		w.lastErr = err
+		w.mu.Unlock()
+		if time.Now().After(deadline) {
+			w.mu.Lock()
+			w.failures = append(w.failures, fmt.Errorf("%s: not acknowledged after %s: %w", key, purchaseDeadline, err))
+			w.mu.Unlock()
+			return
+		}
+		// Back off a little (a node restarting, an election) before trying
+		// the same key again.
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// Stop stops starting purchases, waits for the ones under way to be
+// acknowledged, and returns how many were.
+func (w *writer) Stop() (acked int64, failures []error) {
+	w.stop()
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.acked.Load(), w.failures
+}
+
+// progress describes the writer for failure messages.
+func (w *writer) progress() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return fmt.Sprintf("started %d, acknowledged %d, retried attempts %d, last error %v",
+		w.next.Load(), w.acked.Load(), w.retries.Load(), w.lastErr)
+}
