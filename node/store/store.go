@@ -234,6 +234,11 @@ func (s *Store) startRaft(raftDir string) error {
 		}
 	} else if !hasState {
 		s.logger.Info("No Raft state and not in the initial cluster: waiting to be added")
+	} else {
+		// Operators and the end-to-end tests read this line to tell a
+		// restart on its own volume from a fresh start.
+		last, _ := s.logStore.LastIndex()
+		s.logger.Info("Existing Raft state found: rejoining with it", "last_log_index", last)
 	}
 	return nil
 }
