@@ -35,7 +35,7 @@ lint: vet $(STATICCHECK) ## Check formatting, vet, and staticcheck.
 	$(STATICCHECK) ./...
 
 .PHONY: test
-test: lint test-node test-hack verify test-operator ## Run every test (what CI runs).
+test: lint test-node test-hack verify test-operator test-chart ## Run every test (what CI runs).
 
 .PHONY: test-node
 test-node: ## Unit, cluster and linearizability tests of the node (real Raft over TCP, bbolt on disk).
@@ -155,3 +155,37 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 $(KUSTOMIZE): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN)/.kustomize $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(LOCALBIN)/.kustomize/kustomize $@ && rmdir $(LOCALBIN)/.kustomize
+
+##@ Chart
+
+# Helm v4.3.1, the newest release of the current major version: its go.mod
+# asks for Go 1.26.0 and k8s.io v0.37, as ours does, and it builds with Go
+# 1.26 (v3.22.0 would too). The ldflag makes `helm version` say v4.3.1, as a
+# release build does, instead of the source's "v4.3".
+HELM_VERSION ?= v4.3.1
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+CHART ?= charts/buytracker
+# The chart's files that hack/chart writes from config/; `make verify` checks them too.
+GENERATED += $(CHART)/crds $(CHART)/templates/clusterrole.yaml
+
+.PHONY: chart
+chart: manifests ## Write the chart's CRD and ClusterRole from config/ (hack/chart).
+	$(GO) run ./hack/chart
+
+# `make verify` regenerates the chart too, and fails when it is stale.
+verify: chart
+
+.PHONY: test-chart
+test-chart: $(HELM) $(KUSTOMIZE) ## Lint the chart, render and validate it, and check it against config/.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set serviceMonitor.enabled=true --set sample.enabled=true
+	BUYTRACKER_HELM=$(HELM) BUYTRACKER_KUSTOMIZE=$(KUSTOMIZE) BUYTRACKER_REQUIRE_CHART_TOOLS=1 \
+	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./hack/chart/
+
+.PHONY: helm
+helm: $(HELM) ## Build helm into bin/.
+
+$(HELM): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN)/.helm $(GO) install -ldflags '-X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)' \
+	  helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/.helm/helm $@ && rmdir $(LOCALBIN)/.helm
