@@ -176,10 +176,10 @@ chart: manifests ## Write the chart's CRD and ClusterRole from config/ (hack/cha
 verify: chart
 
 .PHONY: test-chart
-test-chart: $(HELM) $(KUSTOMIZE) ## Lint the chart, render and validate it, and check it against config/.
+test-chart: $(HELM) $(KUSTOMIZE) envtest-assets ## Lint the chart, validate its renders against config/, install it on a real API server.
 	$(HELM) lint --strict $(CHART)
 	$(HELM) lint --strict $(CHART) --set serviceMonitor.enabled=true --set sample.enabled=true
-	BUYTRACKER_HELM=$(HELM) BUYTRACKER_KUSTOMIZE=$(KUSTOMIZE) BUYTRACKER_REQUIRE_CHART_TOOLS=1 \
+	BUYTRACKER_HELM=$(HELM) BUYTRACKER_KUSTOMIZE=$(KUSTOMIZE) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BUYTRACKER_REQUIRE_CHART_TOOLS=1 \
 	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./hack/chart/
 
 .PHONY: helm

@@ -61,21 +61,28 @@ func (r renderers) config(t *testing.T) []manifest {
 
 func (r renderers) run(t *testing.T, tool string, args ...string) []manifest {
 	t.Helper()
+	ms, err := parseManifests(r.output(t, tool, args...))
+	if err != nil {
+		t.Fatalf("%s %s: output: %v", filepath.Base(tool), strings.Join(args, " "), err)
+	}
+	return ms
+}
+
+// output runs a tool in the repository and returns its standard output,
+// failing the test with its standard error.
+func (r renderers) output(t *testing.T, tool string, args ...string) []byte {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), renderTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Dir = r.root
-	// Keep helm away from the user's repositories and plugins.
+	// Keep helm away from the user's repositories, plugins and clusters.
 	home := t.TempDir()
-	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home)
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home, "KUBECONFIG="+filepath.Join(home, "no-kubeconfig"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(tool), strings.Join(args, " "), err, stderr.String())
 	}
-	ms, err := parseManifests(stdout.Bytes())
-	if err != nil {
-		t.Fatalf("%s %s: output: %v", filepath.Base(tool), strings.Join(args, " "), err)
-	}
-	return ms
+	return stdout.Bytes()
 }
