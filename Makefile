@@ -28,11 +28,13 @@ fmt: ## Run gofmt on the code.
 .PHONY: vet
 vet: ## Run go vet.
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/...
 
 .PHONY: lint
 lint: vet $(STATICCHECK) ## Check formatting, vet, and staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags e2e ./test/...
 
 .PHONY: test
 test: lint test-node test-hack verify test-operator test-chart ## Run every test (what CI runs).
@@ -42,8 +44,8 @@ test-node: ## Unit, cluster and linearizability tests of the node (real Raft ove
 	$(GO) test $(GOFLAGS_TEST) -timeout 20m ./node/...
 
 .PHONY: test-hack
-test-hack: ## Tests of the benchmark and image tooling under hack/.
-	$(GO) test $(GOFLAGS_TEST) -timeout 10m ./hack/...
+test-hack: ## Tests of the benchmark and image tooling under hack/ (hack/chart runs in test-chart, with its tools).
+	$(GO) test $(GOFLAGS_TEST) -timeout 10m $$($(GO) list ./hack/... | grep -v '/hack/chart$$')
 
 ##@ Build
 
@@ -189,3 +191,9 @@ $(HELM): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN)/.helm $(GO) install -ldflags '-X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)' \
 	  helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	mv $(LOCALBIN)/.helm/helm $@ && rmdir $(LOCALBIN)/.helm
+
+##@ End to end
+
+.PHONY: test-e2e
+test-e2e: $(HELM) ## On a fresh kind cluster built here (root or Docker needed): chart install, buys, faults, scaling, rolling update.
+	HELM=$(HELM) hack/e2e.sh
