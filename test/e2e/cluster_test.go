@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,7 +126,7 @@ func (e *env) raftCluster(ctx context.Context, name, token string, avoid ...stri
 	}
 	names := make([]string, 0, len(pods))
 	for n, p := range pods {
-		if podReady(p) && !contains(avoid, n) {
+		if podReady(p) && !slices.Contains(avoid, n) {
 			names = append(names, n)
 		}
 	}
@@ -144,15 +145,6 @@ func (e *env) raftCluster(ctx context.Context, name, token string, avoid ...stri
 		errs = append(errs, fmt.Sprintf("%s: %v", pod, err))
 	}
 	return nil, fmt.Errorf("no pod answered GET /cluster: %s", strings.Join(errs, "; "))
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // describeMembers prints a configuration compactly for messages.
@@ -205,7 +197,7 @@ func (e *env) waitSettled(ctx context.Context, t *testing.T, name string, replic
 			return false, summary, nil
 		}
 		for _, m := range st.Members {
-			if !m.Ready || m.Suffrage != buytrackerv1alpha1.SuffrageVoter || !contains(want, m.Name) {
+			if !m.Ready || m.Suffrage != buytrackerv1alpha1.SuffrageVoter || !slices.Contains(want, m.Name) {
 				return false, summary, nil
 			}
 		}

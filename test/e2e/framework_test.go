@@ -70,12 +70,11 @@ func optionsFromEnv(t *testing.T) options {
 
 // env is one run's handle on the cluster.
 type env struct {
-	opts  options
-	cfg   *rest.Config
-	kube  kubernetes.Interface
-	k8s   client.Client
-	ns    string // the test namespace, created by newEnv
-	start time.Time
+	opts options
+	cfg  *rest.Config
+	kube kubernetes.Interface
+	k8s  client.Client
+	ns   string // the test namespace, created by newEnv
 }
 
 func newEnv(t *testing.T) *env {
@@ -101,7 +100,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("controller-runtime client: %v", err)
 	}
-	e := &env{opts: opts, cfg: cfg, kube: kube, k8s: k8s, ns: "e2e-" + rand.String(5), start: time.Now()}
+	e := &env{opts: opts, cfg: cfg, kube: kube, k8s: k8s, ns: "e2e-" + rand.String(5)}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
