@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"mime"
 	"net/http"
@@ -55,8 +54,18 @@ func readBuyBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 
 // decodeBuy validates a POST /buy body and returns the purchase it asks for.
 // remoteIP is used when the body names no ip_address; key is the
-// Idempotency-Key header, already checked.
+// Idempotency-Key header, already checked. Bodies of the usual plain shape
+// take a fast path (decode_fast.go); everything else, and every rejection,
+// goes through the strict decoder, so errors are always its errors.
 func decodeBuy(body []byte, remoteIP, key string) (ledger.Purchase, *apiError) {
+	if p, ok := decodeBuyFast(body, remoteIP, key); ok {
+		return p, nil
+	}
+	return decodeBuyStrict(body, remoteIP, key)
+}
+
+// decodeBuyStrict is decodeBuy through encoding/json, for any body.
+func decodeBuyStrict(body []byte, remoteIP, key string) (ledger.Purchase, *apiError) {
 	var req buyRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -227,8 +236,31 @@ func validIdempotencyKey(k string) bool {
 
 // fingerprint identifies what the client asked for (not the address it came
 // from), so a retry through another node matches the original.
+// Fingerprints are stored in the Raft log: the hashed text,
+// "user|promotion|product|cents|ip|timestamp", must never change.
 func fingerprint(p *ledger.Purchase, givenIP string) uint64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%d|%d|%d|%d|%s|%s", p.UserID, p.PromotionID, p.ProductID, p.AmountCents, givenIP, p.ClientTimestamp)
-	return h.Sum64()
+	var buf [128]byte
+	b := strconv.AppendInt(buf[:0], p.UserID, 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, p.PromotionID, 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, p.ProductID, 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, p.AmountCents, 10)
+	b = append(b, '|')
+	b = append(b, givenIP...)
+	b = append(b, '|')
+	b = append(b, p.ClientTimestamp...)
+	return fnv64a(b)
+}
+
+// fnv64a is hash/fnv's 64-bit FNV-1a, without its allocation.
+func fnv64a(b []byte) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= prime
+	}
+	return h
 }
