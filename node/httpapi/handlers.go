@@ -47,13 +47,7 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 	if res.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusCreated, buyResponse{
-		Success:    true,
-		PurchaseID: res.PurchaseID,
-		TotalBuys:  res.TotalBuys,
-		RecordedAt: formatTime(res.RecordedAt),
-		Index:      res.Index,
-	})
+	writeBuyAnswer(w, res)
 }
 
 // answerStoreError forwards to the leader when that is the remedy and this

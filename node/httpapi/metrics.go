@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,12 +49,38 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (m *httpMetrics) instrument(route string, h http.HandlerFunc) http.Handler {
+	byCode := &routeMetrics{route: route, m: m}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		h(rec, r)
-		code := strconv.Itoa(rec.status)
-		m.requests.WithLabelValues(route, code).Inc()
-		m.duration.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
+		c := byCode.forCode(rec.status)
+		c.requests.Inc()
+		c.duration.Observe(time.Since(start).Seconds())
 	})
+}
+
+// routeMetrics keeps one route's series per status code, so that a request
+// does not hash its labels twice to find them.
+type routeMetrics struct {
+	route  string
+	m      *httpMetrics
+	byCode sync.Map // int -> *codeMetrics
+}
+
+type codeMetrics struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (r *routeMetrics) forCode(status int) *codeMetrics {
+	if c, ok := r.byCode.Load(status); ok {
+		return c.(*codeMetrics)
+	}
+	code := strconv.Itoa(status)
+	c, _ := r.byCode.LoadOrStore(status, &codeMetrics{
+		requests: r.m.requests.WithLabelValues(r.route, code),
+		duration: r.m.duration.WithLabelValues(r.route, code),
+	})
+	return c.(*codeMetrics)
 }
