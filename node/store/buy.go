@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -77,14 +78,22 @@ func (s *Store) enqueue(ctx context.Context, queue chan *pendingBuy, p ledger.Pu
 	return pb.wait(ctx)
 }
 
+// pendingBuys recycles pendingBuy values with their channels: one per
+// purchase is otherwise two allocations on the hot path. A pendingBuy goes
+// back only once its outcome was received, so nothing can still send to it.
+var pendingBuys = sync.Pool{New: func() any { return &pendingBuy{done: make(chan buyOutcome, 1)} }}
+
 func (s *Store) submit(queue chan *pendingBuy, p ledger.Purchase) (*pendingBuy, *buyOutcome) {
-	pb := &pendingBuy{purchase: p, done: make(chan buyOutcome, 1)}
+	pb := pendingBuys.Get().(*pendingBuy)
+	pb.purchase = p
 	select {
 	case queue <- pb:
 		return pb, nil
 	case <-s.stop:
+		pendingBuys.Put(pb)
 		return nil, &buyOutcome{err: ErrClosed}
 	default:
+		pendingBuys.Put(pb)
 		s.metrics.overloaded.Inc()
 		return nil, &buyOutcome{err: ErrOverloaded}
 	}
@@ -93,6 +102,8 @@ func (s *Store) submit(queue chan *pendingBuy, p ledger.Purchase) (*pendingBuy, 
 func (pb *pendingBuy) wait(ctx context.Context) (ledger.BuyResult, error) {
 	select {
 	case out := <-pb.done:
+		pb.purchase = ledger.Purchase{}
+		pendingBuys.Put(pb)
 		return out.result, out.err
 	case <-ctx.Done():
 		// The purchase is queued or in flight and may still commit.

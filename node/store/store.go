@@ -98,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// logCacheEntries is how many recent log entries are kept in memory.
+const logCacheEntries = 1024
+
 // Store is one node: Raft, its stores, and the ledger it applies to.
 type Store struct {
 	cfg       Config
@@ -219,7 +222,13 @@ func (s *Store) startRaft(raftDir string) error {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
 	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics}
-	s.raft, err = raft.NewRaft(rc, fsm, s.logStore, s.logStore, snapshots, s.transport)
+	// The leader sends each new entry to every follower right after writing
+	// it; the cache spares reading it back from bbolt and decoding it again.
+	logs, err := raft.NewLogCache(logCacheEntries, s.logStore)
+	if err != nil {
+		return fmt.Errorf("create log cache: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, fsm, logs, s.logStore, snapshots, s.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
