@@ -29,7 +29,7 @@ import (
 
 const usage = `Usage: loadgen -url URL[,URL...] [-mode buy|stats|health|mix] [-conns N | -rate R]
                [-duration D] [-warmup D] [-mix buy=60,stats=30,health=10]
-               [-stats-query timeframe_hours=1] [-json] [-label TEXT]
+               [-stats-query timeframe_hours=1] [-client raw|std] [-json] [-label TEXT]
        loadgen -url URL[,URL...] -preload N [-conns N] [-duration LIMIT]
 
 `
@@ -63,6 +63,7 @@ type config struct {
 	seed        uint64
 	label       string
 	jsonOut     bool
+	client      string
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -91,6 +92,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.maxInFlight, "max-inflight", 10_000, "open loop: requests allowed to wait at once")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the random purchases and of the mix")
 	fs.StringVar(&cfg.label, "label", "", "name of this run in the report")
+	fs.StringVar(&cfg.client, "client", "raw", "raw: a minimal HTTP/1.1 client that costs little CPU; std: net/http's client")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the result as JSON on stdout (the summary still goes to stderr)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -130,6 +132,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return config{}, errors.New("-duration must be positive")
 	case cfg.warmup < 0:
 		return config{}, errors.New("-warmup must not be negative")
+	case cfg.client != "raw" && cfg.client != "std":
+		return config{}, fmt.Errorf("-client %q: want raw or std", cfg.client)
 	case cfg.maxInFlight < 1:
 		return config{}, errors.New("-max-inflight must be at least 1")
 	}
@@ -154,9 +158,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	client := newClient(cfg.conns, len(cfg.urls), cfg.timeout)
-	defer client.CloseIdleConnections()
-	s := &sender{client: client, statsQuery: cfg.statsQuery}
+	s := newSender(cfg)
+	defer s.close()
 
 	var res *result.Run
 	var runErr error

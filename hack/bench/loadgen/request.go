@@ -79,16 +79,39 @@ type outcome struct {
 }
 
 // sender makes calls to the client API; it holds no per-call state and is
-// shared by every worker.
+// shared by every worker. It uses raw when set, else client.
 type sender struct {
 	client     *http.Client
+	raw        *rawClient
 	statsQuery string
+}
+
+func newSender(cfg config) *sender {
+	s := &sender{statsQuery: cfg.statsQuery}
+	if cfg.client == "std" {
+		s.client = newClient(cfg.conns, len(cfg.urls), cfg.timeout)
+	} else {
+		s.raw = newRawClient(cfg.conns, cfg.timeout)
+	}
+	return s
+}
+
+// close closes the idle connections.
+func (s *sender) close() {
+	if s.raw != nil {
+		s.raw.closeIdle()
+	} else {
+		s.client.CloseIdleConnections()
+	}
 }
 
 // send makes c against baseURL and reads the whole answer so that the
 // connection goes back to the pool. Success is 201 for a buy and 200 for
 // the others.
 func (s *sender) send(ctx context.Context, baseURL string, c call) outcome {
+	if s.raw != nil {
+		return s.sendRaw(ctx, baseURL, c)
+	}
 	var (
 		req  *http.Request
 		err  error
@@ -126,6 +149,27 @@ func (s *sender) send(ctx context.Context, baseURL string, c call) outcome {
 	}
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return outcome{errKey: transportErrorKey(err), errText: err.Error()}
+	}
+	return outcome{ok: true}
+}
+
+func (s *sender) sendRaw(ctx context.Context, baseURL string, c call) outcome {
+	method, target, want := http.MethodGet, "/health", http.StatusOK
+	switch c.kind {
+	case kindBuy:
+		method, target, want = http.MethodPost, "/buy", http.StatusCreated
+	case kindStats:
+		target = "/stats"
+		if s.statsQuery != "" {
+			target += "?" + s.statsQuery
+		}
+	}
+	status, detail, err := s.raw.do(ctx, baseURL, method, target, c.body, want)
+	if err != nil {
+		return outcome{errKey: transportErrorKey(err), errText: err.Error()}
+	}
+	if status != want {
+		return outcome{errKey: strconv.Itoa(status), errText: fmt.Sprintf("%s %s: %s", method, target, bytes.TrimSpace(detail))}
 	}
 	return outcome{ok: true}
 }

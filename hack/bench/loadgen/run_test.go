@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/buytracker/buytracker/hack/bench/result"
 )
 
 func testConfig(t *testing.T, args ...string) config {
@@ -35,10 +37,18 @@ func TestOnlyTheExpectedStatusCountsAsSuccess(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	cfg := testConfig(t, "-url", srv.URL, "-mode", "mix", "-mix", "buy=1,stats=1,health=1",
-		"-conns", "4", "-warmup", "0s", "-duration", "200ms")
-	s := &sender{client: newClient(cfg.conns, 1, time.Second), statsQuery: cfg.statsQuery}
-	run := runClosed(context.Background(), cfg, s)
+	for _, client := range []string{"raw", "std"} {
+		t.Run(client, func(t *testing.T) {
+			cfg := testConfig(t, "-url", srv.URL, "-mode", "mix", "-mix", "buy=1,stats=1,health=1",
+				"-conns", "4", "-warmup", "0s", "-duration", "200ms", "-timeout", "1s", "-client", client)
+			s := newSender(cfg)
+			defer s.close()
+			checkOnlyExpectedStatusCounts(t, runClosed(context.Background(), cfg, s))
+		})
+	}
+}
+
+func checkOnlyExpectedStatusCounts(t *testing.T, run *result.Run) {
 
 	if run.Requests == 0 {
 		t.Fatal("no requests were made")
@@ -73,8 +83,9 @@ func TestOpenLoopCountsAStallAgainstEveryRequestDueDuringIt(t *testing.T) {
 	defer srv.Close()
 
 	cfg := testConfig(t, "-url", srv.URL, "-mode", "health", "-rate", "100", "-conns", "1",
-		"-warmup", "0s", "-duration", "1s")
-	s := &sender{client: newClient(cfg.conns, 1, 5*time.Second), statsQuery: cfg.statsQuery}
+		"-warmup", "0s", "-duration", "1s", "-timeout", "5s")
+	s := newSender(cfg)
+	defer s.close()
 	run := runOpen(context.Background(), cfg, s)
 
 	if run.Requests != 100 || run.Successes != 100 || served.Load() != 100 {
@@ -106,8 +117,9 @@ func TestPreloadRecordsExactlyTheAskedNumberDespiteRefusals(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	cfg := testConfig(t, "-url", srv.URL, "-preload", "500", "-conns", "8", "-duration", "20s")
-	s := &sender{client: newClient(cfg.conns, 1, time.Second), statsQuery: cfg.statsQuery}
+	cfg := testConfig(t, "-url", srv.URL, "-preload", "500", "-conns", "8", "-duration", "20s", "-timeout", "1s")
+	s := newSender(cfg)
+	defer s.close()
 	run, err := runPreload(context.Background(), cfg, s)
 	if err != nil {
 		t.Fatal(err)
