@@ -33,12 +33,23 @@ type buyRequest struct {
 	Timestamp     json.RawMessage `json:"timestamp"`
 }
 
-// readBuyBody checks the content type and reads at most maxBodyBytes.
-func readBuyBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mediaType != "application/json" && !strings.HasSuffix(mediaType, "+json")) {
-		return nil, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			message: "the body must be JSON (Content-Type: application/json)"}
+// readBuyBody checks the content type and reads at most maxBodyBytes. A
+// body of known length goes into buf when it fits (buf's capacity).
+func readBuyBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, *apiError) {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		mediaType, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mediaType != "application/json" && !strings.HasSuffix(mediaType, "+json")) {
+			return nil, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+				message: "the body must be JSON (Content-Type: application/json)"}
+		}
+	}
+	if n := r.ContentLength; n >= 0 && n <= int64(cap(buf)) && n <= maxBodyBytes {
+		// net/http ends a body of known length at exactly n bytes.
+		body := buf[:n]
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, badRequest("unreadable_body", "", "could not read the body: "+err.Error())
+		}
+		return body, nil
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {

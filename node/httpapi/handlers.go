@@ -6,12 +6,17 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/buytracker/buytracker/node/forward"
 	"github.com/buytracker/buytracker/node/ledger"
 	"github.com/buytracker/buytracker/node/store"
 )
+
+// bodyBuffers hold POST /buy bodies, which the decoded purchase never
+// refers to.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 type buyResponse struct {
 	Success    bool   `json:"success"`
@@ -27,7 +32,13 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("invalid_idempotency_key", "Idempotency-Key", "Idempotency-Key must be 1 to 128 printable ASCII characters"))
 		return
 	}
-	body, aerr := readBuyBody(w, r)
+	bp := bodyBuffers.Get().(*[]byte)
+	defer func() {
+		if bp != nil {
+			bodyBuffers.Put(bp)
+		}
+	}()
+	body, aerr := readBuyBody(w, r, (*bp)[:0])
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -41,6 +52,9 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	res, err := s.store.Buy(ctx, p)
 	if err != nil {
+		// A forwarded body may still be read by the transport after the
+		// answer came: its buffer is not reused.
+		bp = nil
 		s.answerStoreError(w, r, err, body)
 		return
 	}
