@@ -12,9 +12,12 @@
 #   6. a snapshot of that state on every node (asked for through the admin API,
 #      POST /snapshot), each node's resident memory, and a follower's restart
 #      from its snapshot (restore time, time to ready)
+# PHASES=buy runs 1 and 2 only (the ceiling's POST /buy, then POST /buy), in
+# under a minute: the quick measurement for tuning writes.
 # It prints a Markdown report and writes it to $BENCH_DIR/bench-results.md.
 #
 # Environment [default]:
+#   PHASES         all: every run above; buy: the ceiling's POST /buy and POST /buy only [all]
 #   TARGET         all: load spread over the three client URLs, as a Service would [all]
 #                  leader: the leader's client URL only
 #   CONNS          closed-loop connections [256]
@@ -31,6 +34,8 @@
 #   BENCH_DIR      data, logs and results [a new directory under ${TMPDIR:-/tmp}]
 #   KEEP_DATA      1 keeps the nodes' data directories after the run [0]
 #   SKIP_BUILD     1 uses the binaries already in bin/ [0]
+#   CLIENT         the load generator's HTTP client: raw (minimal, cheap) or std (net/http) [raw]
+#   LOADGEN_CPUS   pin the load generator to these CPUs with taskset, e.g. 1 [not pinned]
 set -euo pipefail
 
 if [ $# -gt 0 ]; then
@@ -40,6 +45,7 @@ if [ $# -gt 0 ]; then
 fi
 cd "$(dirname "$0")/../.."
 
+PHASES=${PHASES:-all}
 TARGET=${TARGET:-all}
 CONNS=${CONNS:-256}
 WARMUP=${WARMUP:-2s}
@@ -54,6 +60,10 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 SNAPSHOT_WAIT=${SNAPSHOT_WAIT:-60}
 KEEP_DATA=${KEEP_DATA:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
+CLIENT=${CLIENT:-raw}
+LOADGEN_CPUS=${LOADGEN_CPUS:-}
+case $PHASES in all | buy) ;; *) echo "run.sh: PHASES=$PHASES: want all or buy" >&2; exit 2 ;; esac
+case $CLIENT in raw | std) ;; *) echo "run.sh: CLIENT=$CLIENT: want raw or std" >&2; exit 2 ;; esac
 case $TARGET in all | leader) ;; *) echo "run.sh: TARGET=$TARGET: want all or leader" >&2; exit 2 ;; esac
 SMALL=1000 # purchases for the first GET /stats run
 [ "$PRELOAD" -gt "$SMALL" ] || { echo "run.sh: PRELOAD=$PRELOAD: want more than $SMALL" >&2; exit 2; }
@@ -146,7 +156,9 @@ measure() { # measure NAME LABEL LOADGEN-ARGS...: one load run, its result in re
   shift 2
   log "$label"
   # In the background so that a signal reaches cleanup at once, not after the run.
-  "$loadgen" -json -label "$label" -stats-query "$STATS_QUERY" "$@" >"$out/results/$name.json" &
+  local pin=()
+  [ -z "$LOADGEN_CPUS" ] || pin=(taskset -c "$LOADGEN_CPUS")
+  "${pin[@]}" "$loadgen" -json -label "$label" -client "$CLIENT" -stats-query "$STATS_QUERY" "$@" >"$out/results/$name.json" &
   loadgen_pid=$!
   local status=0
   wait "$loadgen_pid" || status=$?
@@ -226,13 +238,42 @@ start_fresh_cluster # idle while the ceiling runs, as in every other measurement
 ceiling_pid=$!
 for _ in $(seq 50); do curl -fsS --max-time 1 -o /dev/null "$ceiling_url/health" 2>/dev/null && break; sleep 0.1; done
 measure ceiling-buy "ceiling: POST /buy" -url "$ceiling_url" -mode buy -conns "$CONNS" -warmup "$WARMUP" -duration "$DURATION"
-measure ceiling-stats "ceiling: GET /stats" -url "$ceiling_url" -mode stats -conns "$CONNS" -warmup "$WARMUP" -duration "$DURATION"
+[ "$PHASES" = buy ] ||
+  measure ceiling-stats "ceiling: GET /stats" -url "$ceiling_url" -mode stats -conns "$CONNS" -warmup "$WARMUP" -duration "$DURATION"
 stop_pid "$ceiling_pid"
 ceiling_pid=""
 
 # --- 2. and 3. writes, then the prototype's loads ---------------------------------
 
+load_buy_before=$(cut -d' ' -f1-3 /proc/loadavg)
 measure buy "POST /buy" -url "$(targets)" -mode buy -conns "$CONNS" -warmup "$WARMUP" -duration "$DURATION"
+load_buy_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# report_header: what every report starts with.
+report_header() {
+  echo "# buytracker load benchmark, $started"
+  echo
+  echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- node 2>/dev/null || echo ' (node/ modified)')"
+  echo "- machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), $(go version | cut -d' ' -f3)"
+  echo "- load average before / after the whole run: $load_before / $(cut -d' ' -f1-3 /proc/loadavg); before / after POST /buy: $load_buy_before / $load_buy_after"
+  echo "- three nodes, the load generator and the ceiling server on this one machine; load to: $TARGET"
+  echo "- load generator: $CLIENT HTTP client, $([ -n "$LOADGEN_CPUS" ] && echo "pinned to CPU $LOADGEN_CPUS with taskset" || echo "not pinned")"
+  echo "- closed loop: $CONNS connections, ${WARMUP} warm-up, ${DURATION} measured; open loop: ${OPEN_DURATION} measured, mix $MIX"
+  echo "- GET /stats query: $STATS_QUERY (linearizable); node flags: ${NODE_FLAGS:-(none)}"
+}
+
+if [ "$PHASES" = buy ]; then
+  {
+    report_header
+    echo
+    "$report_bin" -ceiling "$out/results/ceiling-buy.json" "$out/results/ceiling-buy.json" "$out/results/buy.json"
+  } >"$out/bench-results.md"
+  echo
+  cat "$out/bench-results.md"
+  log "results written to $out/bench-results.md"
+  exit 0
+fi
+
 for load in 50:21 200:83 300:114; do
   users=${load%:*} rate=${load#*:}
   measure "open-$users" "prototype load, $users users" -url "$(targets)" -mode mix -mix "$MIX" \
@@ -301,14 +342,7 @@ done
 
 results=$out/results
 {
-  echo "# buytracker load benchmark, $started"
-  echo
-  echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- node 2>/dev/null || echo ' (node/ modified)')"
-  echo "- machine: $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), $(go version | cut -d' ' -f3)"
-  echo "- load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- three nodes, the load generator and the ceiling server on this one machine; load to: $TARGET"
-  echo "- closed loop: $CONNS connections, ${WARMUP} warm-up, ${DURATION} measured; open loop: ${OPEN_DURATION} measured, mix $MIX"
-  echo "- GET /stats query: $STATS_QUERY (linearizable); node flags: ${NODE_FLAGS:-(none)}"
+  report_header
   echo
   echo "## Throughput and latency"
   echo
