@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -294,4 +296,53 @@ func mustNotExist(err error, what string) (bool, string, error) {
 		return false, err.Error(), nil
 	}
 	return false, what + " still exists", nil
+}
+
+// waitServiceReady waits until the client Service routes to every pod: its
+// EndpointSlices list replicas ready endpoints and fresh connections to
+// the node port are answered. A client that starts before kube-proxy has
+// programmed the endpoints is refused; real clients meet that too, but the
+// suite's checks are about the cluster, so it waits for the condition.
+func (e *env) waitServiceReady(ctx context.Context, t *testing.T, name string, replicas int) string {
+	t.Helper()
+	url, err := e.serviceURL(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	eventually(ctx, t, 2*time.Minute, "the client Service to route to "+strconv.Itoa(replicas)+" pods", func(ctx context.Context) (bool, string, error) {
+		epSlices, err := e.kube.DiscoveryV1().EndpointSlices(e.ns).List(ctx, metav1.ListOptions{
+			LabelSelector: discoveryv1.LabelServiceName + "=" + name,
+		})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		ready := 0
+		for _, sl := range epSlices.Items {
+			for _, ep := range sl.Endpoints {
+				if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
+					ready++
+				}
+			}
+		}
+		if ready != replicas {
+			return false, fmt.Sprintf("%d ready endpoints", ready), nil
+		}
+		for i := range 5 {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health", nil)
+			if err != nil {
+				return false, "", err
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				return false, fmt.Sprintf("health check %d through %s: %v", i, url, err), nil
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return false, fmt.Sprintf("health check %d through %s: HTTP %d", i, url, resp.StatusCode), nil
+			}
+		}
+		return true, "", nil
+	})
+	return url
 }

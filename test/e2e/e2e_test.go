@@ -168,10 +168,7 @@ func (e *env) threeReplicas(ctx context.Context, t *testing.T) {
 // Service; every one is acknowledged with its own dense purchase id, and
 // every pod then reads 1,000.
 func (e *env) thousandBuys(ctx context.Context, t *testing.T) {
-	url, err := e.serviceURL(ctx, btName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := e.waitServiceReady(ctx, t, btName, 3)
 	const n, workers = 1000, 50
 	hc := newHTTPClient(workers)
 	var (
