@@ -104,29 +104,7 @@ func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
 // concurrent linearizable reads on this follower.
 func (s *Store) runFollowerReadIndex() {
 	defer s.wg.Done()
-	var waiting []*pendingRead
-	for {
-		waiting = waiting[:0]
-		select {
-		case pr := <-s.followerReads:
-			waiting = append(waiting, pr)
-		case <-s.stop:
-			return
-		}
-	drain:
-		for {
-			select {
-			case pr := <-s.followerReads:
-				waiting = append(waiting, pr)
-			default:
-				break drain
-			}
-		}
-		index, err := s.leaderReadIndex()
-		for _, pr := range waiting {
-			pr.index <- readIndexResult{index: index, err: err}
-		}
-	}
+	s.serveReadRounds(s.followerReads, s.leaderReadIndex)
 }
 
 func (s *Store) leaderReadIndex() (uint64, error) {
@@ -174,11 +152,20 @@ func (s *Store) waitLeaderReady(ctx context.Context) error {
 // log.
 func (s *Store) runReadIndex() {
 	defer s.wg.Done()
+	s.serveReadRounds(s.reads, func() (uint64, error) {
+		s.metrics.readRounds.Inc()
+		return s.readIndex()
+	})
+}
+
+// serveReadRounds takes the reads queued on queue in rounds until the store
+// stops: one call of round answers every read that was waiting when it began.
+func (s *Store) serveReadRounds(queue chan *pendingRead, round func() (uint64, error)) {
 	var waiting []*pendingRead
 	for {
 		waiting = waiting[:0]
 		select {
-		case pr := <-s.reads:
+		case pr := <-queue:
 			waiting = append(waiting, pr)
 		case <-s.stop:
 			return
@@ -186,14 +173,13 @@ func (s *Store) runReadIndex() {
 	drain:
 		for {
 			select {
-			case pr := <-s.reads:
+			case pr := <-queue:
 				waiting = append(waiting, pr)
 			default:
 				break drain
 			}
 		}
-		index, err := s.readIndex()
-		s.metrics.readRounds.Inc()
+		index, err := round()
 		for _, pr := range waiting {
 			pr.index <- readIndexResult{index: index, err: err}
 		}
