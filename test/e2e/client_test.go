@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -66,21 +68,10 @@ func buy(ctx context.Context, c *http.Client, baseURL, key string, userID int) (
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return nil, &httpError{status: resp.StatusCode, body: string(data)}
-	}
 	var out buyResponse
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("decode %q: %w", data, err)
+	data, err := do(c, req, &out, http.StatusCreated, http.StatusOK)
+	if err != nil {
+		return nil, err
 	}
 	if !out.Success || out.PurchaseID == 0 {
 		return nil, fmt.Errorf("purchase not acknowledged: %s", data)
@@ -99,6 +90,16 @@ func stats(ctx context.Context, c *http.Client, baseURL, consistency string) (*s
 	if err != nil {
 		return nil, err
 	}
+	var out statsResponse
+	if _, err := do(c, req, &out, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// do sends req and decodes a JSON answer with one of the wanted statuses
+// into out; any other status is an *httpError. It returns the body.
+func do(c *http.Client, req *http.Request, out any, wanted ...int) ([]byte, error) {
 	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
@@ -108,14 +109,13 @@ func stats(ctx context.Context, c *http.Client, baseURL, consistency string) (*s
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if !slices.Contains(wanted, resp.StatusCode) {
 		return nil, &httpError{status: resp.StatusCode, body: string(data)}
 	}
-	var out statsResponse
-	if err := json.Unmarshal(data, &out); err != nil {
+	if err := json.Unmarshal(data, out); err != nil {
 		return nil, fmt.Errorf("decode %q: %w", data, err)
 	}
-	return &out, nil
+	return data, nil
 }
 
 // writer is a client that keeps buying through the Service while the
@@ -213,6 +213,14 @@ func (w *writer) Stop() (acked int64, failures []error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.acked.Load(), w.failures
+}
+
+// awaitAcks waits until the writer has n acknowledgements.
+func (w *writer) awaitAcks(ctx context.Context, t *testing.T, n int64, what string) {
+	t.Helper()
+	eventually(ctx, t, time.Minute, what, func(context.Context) (bool, string, error) {
+		return w.acked.Load() >= n, w.progress(), nil
+	})
 }
 
 // progress describes the writer for failure messages.

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+	"github.com/buytracker/buytracker/node/adminapi"
 )
 
 func mustQuantity(s string) resource.Quantity { return resource.MustParse(s) }
@@ -216,19 +217,7 @@ func (e *env) thousandBuys(ctx context.Context, t *testing.T) {
 // member takes over, writes go on, and the pod comes back on its own
 // volume with its data and its place in the configuration.
 func (e *env) leaderPodDeleted(ctx context.Context, t *testing.T) {
-	token, err := e.adminToken(ctx, btName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, err := e.serviceURL(ctx, btName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := linearizableTotal(ctx, t, url)
-	c, err := e.raftCluster(ctx, btName, token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token, url, before, c := e.snapshotCluster(ctx, t)
 	oldLeader, oldTerm := c.Leader, c.Term
 	pvc, err := e.kube.CoreV1().PersistentVolumeClaims(e.ns).Get(ctx, "data-"+oldLeader, metav1.GetOptions{})
 	if err != nil {
@@ -241,9 +230,7 @@ func (e *env) leaderPodDeleted(ctx context.Context, t *testing.T) {
 
 	w := startWriter(url, "leaderdel", 8)
 	defer w.Stop()
-	eventually(ctx, t, time.Minute, "the writer's first 50 acknowledgements", func(context.Context) (bool, string, error) {
-		return w.acked.Load() >= 50, w.progress(), nil
-	})
+	w.awaitAcks(ctx, t, 50, "the writer's first 50 acknowledgements")
 	t.Logf("deleting the leader's pod %s (term %d)", oldLeader, oldTerm)
 	if err := e.kube.CoreV1().Pods(e.ns).Delete(ctx, oldLeader, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -261,10 +248,7 @@ func (e *env) leaderPodDeleted(ctx context.Context, t *testing.T) {
 		newLeader = c.Leader
 		return true, "", nil
 	})
-	ackedAtNewLeader := w.acked.Load()
-	eventually(ctx, t, time.Minute, "200 more acknowledged writes under the new leader", func(context.Context) (bool, string, error) {
-		return w.acked.Load() >= ackedAtNewLeader+200, w.progress(), nil
-	})
+	w.awaitAcks(ctx, t, w.acked.Load()+200, "200 more acknowledged writes under the new leader")
 	t.Logf("new leader %s; writer: %s", newLeader, w.progress())
 
 	eventually(ctx, t, 3*time.Minute, oldLeader+" to come back ready", func(ctx context.Context) (bool, string, error) {
@@ -277,11 +261,6 @@ func (e *env) leaderPodDeleted(ctx context.Context, t *testing.T) {
 		}
 		return podReady(*p), fmt.Sprintf("new pod %s phase %s ready %v", p.UID, p.Status.Phase, podReady(*p)), nil
 	})
-	acked, failures := w.Stop()
-	for _, f := range failures {
-		t.Error(f)
-	}
-
 	// The same claim, so the same volume, and the node found its Raft
 	// state there instead of bootstrapping or waiting to be added again.
 	pvcNow, err := e.kube.CoreV1().PersistentVolumeClaims(e.ns).Get(ctx, "data-"+oldLeader, metav1.GetOptions{})
@@ -300,11 +279,7 @@ func (e *env) leaderPodDeleted(ctx context.Context, t *testing.T) {
 		t.Errorf("%s did not restart from its own Raft state; its log:\n%s", oldLeader, tail(logs, 20))
 	}
 
-	want := before + uint64(acked)
-	if got := linearizableTotal(ctx, t, url); got != want {
-		t.Fatalf("after the leader's pod was deleted: total_buys = %d, want %d (%d before + %d acknowledged)", got, want, before, acked)
-	}
-	e.readFromEveryPod(ctx, t, btName, 3, want)
+	acked := e.stopAndCheckCount(ctx, t, w, url, before, "after the leader's pod was deleted")
 	c = e.waitSettled(ctx, t, btName, 3, 2*time.Minute)
 	t.Logf("after: %s, %d purchases acknowledged during the test", describeMembers(c), acked)
 }
@@ -367,34 +342,14 @@ func (e *env) scale(ctx context.Context, t *testing.T) {
 			t.Errorf("PVC data-%s after scaling down: %v, want it retained", pod, err)
 		}
 	}
-	acked, failures := w.Stop()
-	for _, f := range failures {
-		t.Error(f)
-	}
-	want := before + uint64(acked)
-	if got := linearizableTotal(ctx, t, url); got != want {
-		t.Fatalf("after 3 -> 5 -> 3: total_buys = %d, want %d (%d before + %d acknowledged)", got, want, before, acked)
-	}
-	e.readFromEveryPod(ctx, t, btName, 3, want)
+	e.stopAndCheckCount(ctx, t, w, url, before, "after 3 -> 5 -> 3")
 }
 
 // rollingImageChange changes the node image while a client with retries
 // and Idempotency-Keys writes all the time: the pods restart one at a
 // time, the leader last, and the count is exactly the acknowledged writes.
 func (e *env) rollingImageChange(ctx context.Context, t *testing.T) {
-	token, err := e.adminToken(ctx, btName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, err := e.serviceURL(ctx, btName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := linearizableTotal(ctx, t, url)
-	c, err := e.raftCluster(ctx, btName, token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, url, before, c := e.snapshotCluster(ctx, t)
 	leader := c.Leader
 	pods, err := e.pods(ctx, btName)
 	if err != nil {
@@ -445,9 +400,7 @@ func (e *env) rollingImageChange(ctx context.Context, t *testing.T) {
 
 	w := startWriter(url, "rolling", 8)
 	defer w.Stop()
-	eventually(ctx, t, time.Minute, "the writer's first 50 acknowledgements", func(context.Context) (bool, string, error) {
-		return w.acked.Load() >= 50, w.progress(), nil
-	})
+	w.awaitAcks(ctx, t, 50, "the writer's first 50 acknowledgements")
 
 	bt, err := e.getBuyTracker(ctx, btName)
 	if err != nil {
@@ -480,10 +433,7 @@ func (e *env) rollingImageChange(ctx context.Context, t *testing.T) {
 	c = e.waitSettled(ctx, t, btName, 3, 3*time.Minute)
 	stopWatch()
 	watchWG.Wait()
-	acked, failures := w.Stop()
-	for _, f := range failures {
-		t.Error(f)
-	}
+	acked := e.stopAndCheckCount(ctx, t, w, url, before, "after the rolling update")
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("replaced in order %v; now %s; writer acknowledged %d (retried attempts %d)", order, describeMembers(c), acked, w.retries.Load())
@@ -492,11 +442,43 @@ func (e *env) rollingImageChange(ctx context.Context, t *testing.T) {
 	} else if order[2] != leader {
 		t.Errorf("pods replaced in order %v: the leader %s was not last", order, leader)
 	}
+}
+
+// snapshotCluster is where a disturbing step starts from: the admin token,
+// the Service's URL, the purchases recorded so far and the Raft configuration.
+func (e *env) snapshotCluster(ctx context.Context, t *testing.T) (token, url string, before uint64, c *adminapi.Cluster) {
+	t.Helper()
+	token, err := e.adminToken(ctx, btName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err = e.serviceURL(ctx, btName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = linearizableTotal(ctx, t, url)
+	c, err = e.raftCluster(ctx, btName, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token, url, before, c
+}
+
+// stopAndCheckCount stops the writer and checks that the cluster holds
+// exactly the purchases it had before plus those the writer had
+// acknowledged, read linearizably through the Service and on every pod.
+func (e *env) stopAndCheckCount(ctx context.Context, t *testing.T, w *writer, url string, before uint64, when string) int64 {
+	t.Helper()
+	acked, failures := w.Stop()
+	for _, f := range failures {
+		t.Error(f)
+	}
 	want := before + uint64(acked)
 	if got := linearizableTotal(ctx, t, url); got != want {
-		t.Fatalf("after the rolling update: total_buys = %d, want exactly %d (%d before + %d acknowledged)", got, want, before, acked)
+		t.Fatalf("%s: total_buys = %d, want exactly %d (%d before + %d acknowledged)", when, got, want, before, acked)
 	}
 	e.readFromEveryPod(ctx, t, btName, 3, want)
+	return acked
 }
 
 // deleteRemovesChildren deletes the BuyTracker: every child goes with it,
