@@ -42,7 +42,7 @@ func writeTables(w io.Writer, runs []*result.Run, ceilings ceilingsByMode) error
 		l := r.Latency
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %.2f |\n",
 			label(r), describeLoad(r), r.Throughput, ratio,
-			ms(l.P50Ms), ms(l.P90Ms), ms(l.P99Ms), ms(l.P999Ms), ms(l.MaxMs), describeErrors(r.ErrorCount(), r.Errors), r.ClientCores)
+			result.Millis(l.P50Ms), result.Millis(l.P90Ms), result.Millis(l.P99Ms), result.Millis(l.P999Ms), result.Millis(l.MaxMs), r.ErrorSummary(), r.ClientCores)
 	}
 
 	var mixed []*result.Run
@@ -58,12 +58,12 @@ func writeTables(w io.Writer, runs []*result.Run, ceilings ceilingsByMode) error
 		for _, r := range mixed {
 			lag := "—"
 			if r.IssueLag != nil {
-				lag = ms(r.IssueLag.P99Ms)
+				lag = result.Millis(r.IssueLag.P99Ms)
 			}
 			for _, kind := range slices.Sorted(maps.Keys(r.ByKind)) {
 				k := r.ByKind[kind]
 				fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", label(r), kind, k.Requests,
-					ms(k.Latency.P50Ms), ms(k.Latency.P99Ms), ms(k.Latency.MaxMs), describeErrors(k.Requests-k.Successes, k.Errors), lag)
+					result.Millis(k.Latency.P50Ms), result.Millis(k.Latency.P99Ms), result.Millis(k.Latency.MaxMs), result.DescribeErrors(k.Requests-k.Successes, k.Errors), lag)
 			}
 		}
 	}
@@ -90,28 +90,5 @@ func describeLoad(r *result.Run) string {
 		return fmt.Sprintf("preload %d purchases, %d conns, %s", r.Successes, r.Conns, targets)
 	default:
 		return fmt.Sprintf("closed loop %d conns, %s", r.Conns, targets)
-	}
-}
-
-func describeErrors(total int64, byKey map[string]int64) string {
-	if total == 0 {
-		return "0"
-	}
-	parts := make([]string, 0, len(byKey))
-	for _, key := range slices.Sorted(maps.Keys(byKey)) {
-		parts = append(parts, fmt.Sprintf("%s: %d", key, byKey[key]))
-	}
-	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
-}
-
-// ms prints a latency with about three significant digits.
-func ms(v float64) string {
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	case v >= 10:
-		return fmt.Sprintf("%.1f", v)
-	default:
-		return fmt.Sprintf("%.2f", v)
 	}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/buytracker/buytracker/hack/bench/result"
@@ -63,31 +61,6 @@ func thousands(v float64) string {
 	return b.String()
 }
 
-// ms prints a latency with about three significant digits.
-func ms(v float64) string {
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	case v >= 10:
-		return fmt.Sprintf("%.1f", v)
-	default:
-		return fmt.Sprintf("%.2f", v)
-	}
-}
-
-// errorsOf is a run's failures: "0", or "12 (504: 12)".
-func errorsOf(r *result.Run) string {
-	total := r.ErrorCount()
-	if total == 0 {
-		return "0"
-	}
-	parts := make([]string, 0, len(r.Errors))
-	for _, key := range slices.Sorted(maps.Keys(r.Errors)) {
-		parts = append(parts, fmt.Sprintf("%s: %d", key, r.Errors[key]))
-	}
-	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
-}
-
 // loadTitle is the run's own label (set by run.sh), else the load's key.
 func loadTitle(m *measurements, l load) string {
 	for _, system := range m.systems {
@@ -121,9 +94,9 @@ func writeLoadTable(b *strings.Builder, m *measurements, loads []load) {
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", title, system,
 				perRound(runs, func(r *result.Run) string { return thousands(r.Throughput) }),
 				ratios(runs, base),
-				perRound(runs, func(r *result.Run) string { return ms(r.Latency.P50Ms) }),
-				perRound(runs, func(r *result.Run) string { return ms(r.Latency.P99Ms) }),
-				perRound(runs, errorsOf))
+				perRound(runs, func(r *result.Run) string { return result.Millis(r.Latency.P50Ms) }),
+				perRound(runs, func(r *result.Run) string { return result.Millis(r.Latency.P99Ms) }),
+				perRound(runs, (*result.Run).ErrorSummary))
 		}
 	}
 }
