@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/buytracker/buytracker/node/rawhttp"
 )
 
 // Purchases spread over small id ranges, like a promotion's real traffic:
@@ -82,7 +84,7 @@ type outcome struct {
 // shared by every worker. It uses raw when set, else client.
 type sender struct {
 	client     *http.Client
-	raw        *rawClient
+	raw        *rawhttp.Client
 	statsQuery string
 }
 
@@ -91,7 +93,9 @@ func newSender(cfg config) *sender {
 	if cfg.client == "std" {
 		s.client = newClient(cfg.conns, len(cfg.urls), cfg.timeout)
 	} else {
-		s.raw = newRawClient(cfg.conns, cfg.timeout)
+		// The nodes never close a busy connection, so the idle check's
+		// syscall per request is spared.
+		s.raw = rawhttp.New(rawhttp.Options{MaxConns: cfg.conns, Timeout: cfg.timeout, TrustIdle: true})
 	}
 	return s
 }
@@ -99,7 +103,7 @@ func newSender(cfg config) *sender {
 // close closes the idle connections.
 func (s *sender) close() {
 	if s.raw != nil {
-		s.raw.closeIdle()
+		s.raw.CloseIdle()
 	} else {
 		s.client.CloseIdleConnections()
 	}
@@ -154,22 +158,25 @@ func (s *sender) send(ctx context.Context, baseURL string, c call) outcome {
 }
 
 func (s *sender) sendRaw(ctx context.Context, baseURL string, c call) outcome {
-	method, target, want := http.MethodGet, "/health", http.StatusOK
+	// Only the start of a failed answer is kept: the node explains itself
+	// there.
+	req := rawhttp.Request{BaseURL: baseURL, Method: http.MethodGet, Target: "/health", MaxBody: 256, DropBodyOf: http.StatusOK}
 	switch c.kind {
 	case kindBuy:
-		method, target, want = http.MethodPost, "/buy", http.StatusCreated
+		req.Method, req.Target, req.DropBodyOf = http.MethodPost, "/buy", http.StatusCreated
+		req.Header, req.Body = "Content-Type: application/json\r\n", c.body
 	case kindStats:
-		target = "/stats"
+		req.Target = "/stats"
 		if s.statsQuery != "" {
-			target += "?" + s.statsQuery
+			req.Target += "?" + s.statsQuery
 		}
 	}
-	status, detail, err := s.raw.do(ctx, baseURL, method, target, c.body, want)
+	resp, err := s.raw.Do(ctx, &req)
 	if err != nil {
 		return outcome{errKey: transportErrorKey(err), errText: err.Error()}
 	}
-	if status != want {
-		return outcome{errKey: strconv.Itoa(status), errText: fmt.Sprintf("%s %s: %s", method, target, bytes.TrimSpace(detail))}
+	if resp.Status != req.DropBodyOf {
+		return outcome{errKey: strconv.Itoa(resp.Status), errText: fmt.Sprintf("%s %s: %s", req.Method, req.Target, bytes.TrimSpace(resp.Body))}
 	}
 	return outcome{ok: true}
 }
