@@ -170,12 +170,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("read answer of %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		apiErr := &APIError{StatusCode: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(raw))}
-		var eb ErrorBody
-		if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
-			apiErr.Code, apiErr.Message = eb.Error.Code, eb.Error.Message
-		}
-		return apiErr
+		return AnswerError(resp.StatusCode, raw)
 	}
 	if out == nil || len(raw) == 0 {
 		return nil
@@ -186,32 +181,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// ForwardBuys hands a batch of purchases, encoded as a ledger buy batch, to
-// the leader and returns its encoded outcomes. Nodes use it to forward
-// writes; it is not meant for operators.
-func (c *Client) ForwardBuys(ctx context.Context, batch []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.String()+ForwardBuysPath, bytes.NewReader(batch))
-	if err != nil {
-		return nil, fmt.Errorf("build forwarded buys: %w", err)
+// AnswerError turns a non-2xx answer of the admin API into an APIError,
+// with the code and message of its JSON error body when it has one.
+func AnswerError(status int, body []byte) *APIError {
+	apiErr := &APIError{StatusCode: status, Code: "http_error", Message: strings.TrimSpace(string(body))}
+	var eb ErrorBody
+	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
+		apiErr.Code, apiErr.Message = eb.Error.Code, eb.Error.Message
 	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("forward buys to %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read forwarded buys answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		apiErr := &APIError{StatusCode: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(raw))}
-		var eb ErrorBody
-		if json.Unmarshal(raw, &eb) == nil && eb.Error.Code != "" {
-			apiErr.Code, apiErr.Message = eb.Error.Code, eb.Error.Message
-		}
-		return nil, apiErr
-	}
-	return raw, nil
+	return apiErr
 }

@@ -62,6 +62,22 @@ func TestFollowersForwardWritesAndServeLinearizableReads(t *testing.T) {
 			t.Fatalf("stale stats through %s: %+v, %v; want served locally", f.ID, stale, err)
 		}
 	}
+	// The stage histograms saw each step of those purchases: one forwarded
+	// batch per follower, two entries committed by the leader, and log
+	// writes on every node.
+	for _, f := range c.Followers(leader) {
+		if v, err := c.Metric(f, "buytracker_buy_forward_duration_seconds_count"); err != nil || v != 1 {
+			t.Errorf("%s forwarded %v batches (%v), want 1", f.ID, v, err)
+		}
+	}
+	if v, err := c.Metric(leader, "buytracker_buy_commit_duration_seconds_count"); err != nil || v != 2 {
+		t.Errorf("leader committed %v batches of purchases (%v), want 2", v, err)
+	}
+	for _, n := range c.Nodes() {
+		if v, err := c.Metric(n, "buytracker_raft_log_store_duration_seconds_count"); err != nil || v < 2 {
+			t.Errorf("%s timed %v log writes (%v), want at least 2", n.ID, v, err)
+		}
+	}
 }
 
 func TestLeaderKilledUnderLoadLosesNothing(t *testing.T) {

@@ -27,6 +27,7 @@ type buyOutcome struct {
 type inflightBatch struct {
 	future raft.ApplyFuture
 	buys   []*pendingBuy
+	start  time.Time
 }
 
 // Buy records a purchase through Raft and returns its result once the entry
@@ -158,7 +159,8 @@ func (s *Store) runBatcher() {
 		}
 		cmd := ledger.EncodeBuyBatch(ledger.BuyBatch{LeaderTime: time.Now().UnixNano(), Purchases: batch})
 		s.metrics.batchSize.Observe(float64(len(buys)))
-		s.batches <- inflightBatch{future: s.raft.Apply(cmd, 5*time.Second), buys: buys}
+		start := time.Now()
+		s.batches <- inflightBatch{future: s.raft.Apply(cmd, 5*time.Second), buys: buys, start: start}
 	}
 }
 
@@ -181,6 +183,7 @@ func (s *Store) runCompleter() {
 	defer s.wg.Done()
 	for b := range s.batches {
 		err := b.future.Error()
+		s.metrics.commitDuration.Observe(time.Since(b.start).Seconds())
 		<-s.slots
 		if err != nil {
 			err = classifyApplyError(err)

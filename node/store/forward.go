@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/buytracker/buytracker/node/ledger"
+	"github.com/buytracker/buytracker/node/rawhttp"
 )
 
 // A follower does not proxy each POST /buy to the leader: it batches the
@@ -169,21 +169,17 @@ func (s *Store) sendToLeader(buys []*pendingBuy) {
 		fail(ErrNoLeader)
 		return
 	}
-	client, err := s.peers.client(leader.AdminURL)
-	if err != nil {
-		fail(fmt.Errorf("%w: %v", ErrNoLeader, err))
-		return
-	}
 	batch := ledger.BuyBatch{Purchases: make([]ledger.Purchase, len(buys))}
 	for i, pb := range buys {
 		batch.Purchases[i] = pb.purchase
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()
-	raw, err := client.ForwardBuys(ctx, ledger.EncodeBuyBatch(batch))
+	start := time.Now()
+	raw, err := s.peers.forwardBuys(ctx, leader.AdminURL, ledger.EncodeBuyBatch(batch))
+	s.metrics.forwardDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		var opErr *net.OpError
-		if errors.As(err, &opErr) && opErr.Op == "dial" {
+		if errors.Is(err, rawhttp.ErrNotSent) {
 			fail(fmt.Errorf("%w: %v", ErrNoLeader, err)) // never sent
 		} else {
 			fail(fmt.Errorf("%w: forwarding to leader %s: %v", ErrOutcomeUnknown, leader.ID, err))

@@ -20,7 +20,15 @@ type storeMetrics struct {
 	snapshotDuration prometheus.Histogram
 	restoreTotal     *prometheus.CounterVec
 	restoreDuration  prometheus.Histogram
+	// The stages of a purchase, to tell where its latency goes.
+	logStoreDuration prometheus.Histogram
+	applyDuration    prometheus.Histogram
+	commitDuration   prometheus.Histogram
+	forwardDuration  prometheus.Histogram
 }
+
+// stageBuckets resolve the stages of a purchase from 50 µs to 100 ms.
+var stageBuckets = prometheus.ExponentialBucketsRange(0.00005, 0.1, 28)
 
 func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 	m := &storeMetrics{
@@ -54,6 +62,22 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			Name: "buytracker_snapshot_restore_duration_seconds", Help: "Time to restore a snapshot.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		logStoreDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "buytracker_raft_log_store_duration_seconds", Help: "Time to write Raft entries to the log store, fsync included.",
+			Buckets: stageBuckets,
+		}),
+		applyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "buytracker_fsm_apply_duration_seconds", Help: "Time for the ledger to apply one batch of committed entries.",
+			Buckets: stageBuckets,
+		}),
+		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "buytracker_buy_commit_duration_seconds", Help: "Leader: time from handing a batch of purchases to Raft to its entry being applied.",
+			Buckets: stageBuckets,
+		}),
+		forwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "buytracker_buy_forward_duration_seconds", Help: "Follower: round trip of one batch of purchases forwarded to the leader.",
+			Buckets: stageBuckets,
+		}),
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
@@ -61,6 +85,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 	reg.MustRegister(
 		m.buysRecorded, m.overloaded, m.batchSize, m.readRounds, m.promotions,
 		m.snapshotTotal, m.snapshotDuration, m.restoreTotal, m.restoreDuration,
+		m.logStoreDuration, m.applyDuration, m.commitDuration, m.forwardDuration,
 		gauge("buytracker_purchases", "Purchases in the replicated state this node has applied.",
 			func() float64 { return float64(s.ledger.Count()) }),
 		gauge("buytracker_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
@@ -92,10 +117,36 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 	return m
 }
 
-// instrumentedFSM times snapshots and restores of the ledger.
+// instrumentedFSM times applies, snapshots and restores of the ledger.
 type instrumentedFSM struct {
 	*ledger.Ledger
 	metrics *storeMetrics
+}
+
+func (f *instrumentedFSM) ApplyBatch(logs []*raft.Log) []any {
+	start := time.Now()
+	out := f.Ledger.ApplyBatch(logs)
+	f.metrics.applyDuration.Observe(time.Since(start).Seconds())
+	return out
+}
+
+// timedLogStore times the writes to the Raft log: on the leader they come
+// before replication, on a follower before its answer, so both are on the
+// path of every purchase.
+type timedLogStore struct {
+	raft.LogStore
+	duration prometheus.Observer
+}
+
+func (t timedLogStore) StoreLog(l *raft.Log) error {
+	return t.StoreLogs([]*raft.Log{l})
+}
+
+func (t timedLogStore) StoreLogs(logs []*raft.Log) error {
+	start := time.Now()
+	err := t.LogStore.StoreLogs(logs)
+	t.duration.Observe(time.Since(start).Seconds())
+	return err
 }
 
 func (f *instrumentedFSM) Snapshot() (raft.FSMSnapshot, error) {

@@ -168,7 +168,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.metrics = newStoreMetrics(cfg.Registerer, s)
-	s.peers = newPeerClients(cfg.AdminToken)
+	s.peers = newPeerClients(cfg.AdminToken, cfg.MaxInflight)
 	if err := s.startRaft(raftDir); err != nil {
 		s.closeStores()
 		return nil, err
@@ -227,7 +227,7 @@ func (s *Store) startRaft(raftDir string) error {
 	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics}
 	// The leader sends each new entry to every follower right after writing
 	// it; the cache spares reading it back from bbolt and decoding it again.
-	logs, err := raft.NewLogCache(logCacheEntries, s.logStore)
+	logs, err := raft.NewLogCache(logCacheEntries, timedLogStore{LogStore: s.logStore, duration: s.metrics.logStoreDuration})
 	if err != nil {
 		return fmt.Errorf("create log cache: %w", err)
 	}
