@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -83,7 +84,16 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		next = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
 	)
 	defer func() {
-		if serr := r.writeStatus(ctx, &bt, view, next, err); serr != nil {
+		serr := r.writeStatus(ctx, &bt, view, next, err)
+		switch {
+		case apierrors.IsConflict(serr):
+			// The cache held an older BuyTracker than the server: look
+			// again soon, from a fresher copy, rather than report an error.
+			logf.FromContext(ctx).V(1).Info("BuyTracker changed since it was read; observing again", "error", serr)
+			if err == nil && (result.RequeueAfter == 0 || result.RequeueAfter > r.intervals().Progress) {
+				result.RequeueAfter = r.intervals().Progress
+			}
+		case serr != nil:
 			err = errors.Join(err, serr)
 		}
 	}()
@@ -136,7 +146,12 @@ func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1
 	if equality.Semantic.DeepEqual(status, bt.Status) {
 		return nil
 	}
-	patch := client.MergeFrom(bt.DeepCopy())
+	// The optimistic lock makes the patch fail with a conflict when bt is
+	// not the latest version (the cache lags behind this controller's own
+	// writes): the Events below compare with the status being replaced,
+	// and a stale copy would record changes that did not happen and miss
+	// ones that did.
+	patch := client.MergeFromWithOptions(bt.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	previous := bt.Status.Conditions
 	bt.Status = status
 	if err := r.Status().Patch(ctx, bt, patch); err != nil {

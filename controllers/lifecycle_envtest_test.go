@@ -156,15 +156,16 @@ func (f *managerFixture) waitEvents(t *testing.T, reasons ...string) {
 		if err := f.s.client.List(context.Background(), &list, client.InNamespace(f.ns)); err != nil {
 			return err
 		}
-		var seen []string
+		var seen, described []string
 		for _, e := range list.Items {
 			if e.Regarding.Kind == "BuyTracker" && e.Regarding.Name == "promo" {
 				seen = append(seen, e.Reason)
+				described = append(described, fmt.Sprintf("%s rv=%s %q series=%v", e.Reason, e.Regarding.ResourceVersion, e.Note, e.Series))
 			}
 		}
 		for _, r := range reasons {
 			if !slices.Contains(seen, r) {
-				return fmt.Errorf("no %s event among %v", r, seen)
+				return fmt.Errorf("no %s event among %q", r, described)
 			}
 		}
 		return nil
