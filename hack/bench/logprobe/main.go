@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/buytracker/buytracker/hack/bench/latency"
 	"github.com/buytracker/buytracker/hack/bench/result"
@@ -27,14 +28,15 @@ func main() {
 	n := flag.Int("n", 1000, "writes per row")
 	pace := flag.Duration("pace", 50*time.Millisecond, "gap between paced writes (50ms: a purchase every 50 ms, about the lightest prototype load)")
 	size := flag.Int("size", 200, "bytes per entry (one encoded purchase is about 60-200)")
+	noFreelistSync := flag.Bool("no-freelist-sync", false, "open bbolt with NoFreelistSync and the map freelist (fewer pages per commit, same two fsyncs)")
 	flag.Parse()
-	if err := run(*dir, *n, *pace, *size); err != nil {
+	if err := run(*dir, *n, *pace, *size, *noFreelistSync); err != nil {
 		fmt.Fprintln(os.Stderr, "logprobe:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, n int, pace time.Duration, size int) error {
+func run(dir string, n int, pace time.Duration, size int, noFreelistSync bool) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "logprobe-")
 		if err != nil {
@@ -43,7 +45,11 @@ func run(dir string, n int, pace time.Duration, size int) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	opts := raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}
+	if noFreelistSync {
+		opts.BoltOptions = &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
+	}
+	store, err := raftboltdb.New(opts)
 	if err != nil {
 		return fmt.Errorf("open log store: %w", err)
 	}
@@ -59,7 +65,7 @@ func run(dir string, n int, pace time.Duration, size int) error {
 		err := store.StoreLogs([]*raft.Log{{Index: last, Term: 1, Type: raft.LogCommand, Data: data}})
 		return time.Since(start), err
 	}
-	fmt.Printf("raft-boltdb StoreLogs, one %d-byte entry each, %d writes per row, in %s\n", size, n, dir)
+	fmt.Printf("raft-boltdb StoreLogs, one %d-byte entry each, %d writes per row, no freelist sync %v, in %s\n", size, n, noFreelistSync, dir)
 	for _, row := range []struct {
 		name string
 		gap  time.Duration
