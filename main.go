@@ -15,9 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -27,7 +31,11 @@ import (
 )
 
 func main() {
-	if err := run(ctrl.SetupSignalHandler(), os.Args[1:]); err != nil {
+	err := run(ctrl.SetupSignalHandler(), os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
@@ -36,11 +44,14 @@ func main() {
 // run parses the flags and runs the manager until ctx ends.
 func run(ctx context.Context, args []string) error {
 	var (
-		metricsAddr, probeAddr, nodeImage, clusterDomain string
-		leaderElect                                      bool
+		kubeconfig, metricsAddr, probeAddr, nodeImage, clusterDomain string
+		leaderElect                                                  bool
 	)
-	// The global flag set, where controller-runtime registers --kubeconfig.
-	fs := flag.CommandLine
+	// A flag set of its own, not flag.CommandLine (where controller-runtime
+	// registers its --kubeconfig): run can then be called more than once,
+	// as the tests do.
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file of the cluster to manage (default: $KUBECONFIG, the in-cluster config, then ~/.kube/config)")
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "address the metrics endpoint binds to (:8080), or 0 to disable it")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader among manager replicas, so that only one reconciles")
@@ -63,12 +74,22 @@ func run(ctx context.Context, args []string) error {
 	// Only the operator's own pods and Secrets are cached, not every pod
 	// and Secret of the cluster.
 	ours := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": "buytracker"})
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "operator.buytracker.dev",
+		// controller-runtime keeps the names of the controllers it has set
+		// up in a process-wide set and refuses a second "buytracker", so
+		// that two controllers cannot share metric labels. This manager
+		// has one controller; the check would only stop run from being
+		// called again in the same process, as the tests do.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:         {Label: ours},
 			&corev1.Secret{}:      {Label: ours},
@@ -101,4 +122,21 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
+}
+
+// restConfig loads the kubeconfig file when one is named, and otherwise
+// looks where controller-runtime does.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("find a kubeconfig: %w", err)
+	}
+	return cfg, nil
 }

@@ -81,7 +81,11 @@ func TestManagerReconcilesThroughItsKubeconfig(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no StatefulSet and Secret within 30s: %v, %v", errSts, errSecret)
 		}
-		<-tick.C
+		select {
+		case err := <-done:
+			t.Fatalf("the manager stopped before it created the StatefulSet and Secret: %v", err)
+		case <-tick.C:
+		}
 	}
 	stop()
 	select {
