@@ -27,8 +27,13 @@ type storeMetrics struct {
 	forwardDuration  prometheus.Histogram
 }
 
-// stageBuckets resolve the stages of a purchase from 50 µs to 100 ms.
-var stageBuckets = prometheus.ExponentialBucketsRange(0.00005, 0.1, 28)
+// stageHistogram times one stage of a purchase, with buckets that resolve
+// 50 µs to 100 ms.
+func stageHistogram(name, help string) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: name, Help: help, Buckets: prometheus.ExponentialBucketsRange(0.00005, 0.1, 28),
+	})
+}
 
 func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 	m := &storeMetrics{
@@ -62,22 +67,14 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			Name: "buytracker_snapshot_restore_duration_seconds", Help: "Time to restore a snapshot.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
-		logStoreDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "buytracker_raft_log_store_duration_seconds", Help: "Time to write Raft entries to the log store, fsync included.",
-			Buckets: stageBuckets,
-		}),
-		applyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "buytracker_fsm_apply_duration_seconds", Help: "Time for the ledger to apply one batch of committed entries.",
-			Buckets: stageBuckets,
-		}),
-		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "buytracker_buy_commit_duration_seconds", Help: "Leader: time from handing a batch of purchases to Raft to its entry being applied.",
-			Buckets: stageBuckets,
-		}),
-		forwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "buytracker_buy_forward_duration_seconds", Help: "Follower: round trip of one batch of purchases forwarded to the leader.",
-			Buckets: stageBuckets,
-		}),
+		logStoreDuration: stageHistogram("buytracker_raft_log_store_duration_seconds",
+			"Time to write Raft entries to the log store, fsync included."),
+		applyDuration: stageHistogram("buytracker_fsm_apply_duration_seconds",
+			"Time for the ledger to apply one batch of committed entries."),
+		commitDuration: stageHistogram("buytracker_buy_commit_duration_seconds",
+			"Leader: time from handing a batch of purchases to Raft to its entry being applied."),
+		forwardDuration: stageHistogram("buytracker_buy_forward_duration_seconds",
+			"Follower: round trip of one batch of purchases forwarded to the leader."),
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
