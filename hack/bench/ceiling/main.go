@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/buytracker/buytracker/hack/bench/serve"
 )
 
 func main() {
@@ -40,24 +41,8 @@ func run(args []string) error {
 		return fmt.Errorf("listening: %w", err)
 	}
 	srv := &http.Server{Handler: newHandler(), ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	slog.Info("Ceiling server listening", "addr", ln.Addr().String())
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving: %w", err)
-	}
-	return nil
+	return serve.Run(ctx, srv, ln, 5*time.Second)
 }
 
 // Fixed answers shaped like the node's, so response sizes are alike.

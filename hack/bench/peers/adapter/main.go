@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/buytracker/buytracker/hack/bench/result"
+	httpserve "github.com/buytracker/buytracker/hack/bench/serve"
 )
 
 const usage = `Usage: adapter -backend postgres|redis|etcd [-addr HOST:PORT] [-postgres DSN]
@@ -159,22 +160,9 @@ func serve(ctx context.Context, cfg config, b backend, log *slog.Logger) error {
 	}
 	s := &server{backend: b, timeout: cfg.requestTimeout, now: time.Now, log: log}
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	log.Info("Adapter listening", "addr", ln.Addr().String())
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving: %w", err)
+	if err := httpserve.Run(ctx, srv, ln, 10*time.Second); err != nil {
+		return err
 	}
 	if ac, ok := b.(attemptCounter); ok {
 		attempts, successes := ac.attempts()
