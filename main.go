@@ -15,12 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	clientconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -44,14 +43,14 @@ func main() {
 // run parses the flags and runs the manager until ctx ends.
 func run(ctx context.Context, args []string) error {
 	var (
-		kubeconfig, metricsAddr, probeAddr, nodeImage, clusterDomain string
-		leaderElect                                                  bool
+		metricsAddr, probeAddr, nodeImage, clusterDomain string
+		leaderElect                                      bool
 	)
-	// A flag set of its own, not flag.CommandLine (where controller-runtime
-	// registers its --kubeconfig): run can then be called more than once,
-	// as the tests do.
+	// A flag set of its own, not flag.CommandLine, so that run can be called
+	// more than once, as the tests do; controller-runtime's --kubeconfig is
+	// added to it, and ctrl.GetConfig reads it as usual.
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file of the cluster to manage (default: $KUBECONFIG, the in-cluster config, then ~/.kube/config)")
+	clientconfig.RegisterFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "address the metrics endpoint binds to (:8080), or 0 to disable it")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health probes bind to")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader among manager replicas, so that only one reconciles")
@@ -74,9 +73,9 @@ func run(ctx context.Context, args []string) error {
 	// Only the operator's own pods and Secrets are cached, not every pod
 	// and Secret of the cluster.
 	ours := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": "buytracker"})
-	cfg, err := restConfig(kubeconfig)
+	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return err
+		return fmt.Errorf("find a kubeconfig: %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -122,21 +121,4 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
-}
-
-// restConfig loads the kubeconfig file when one is named, and otherwise
-// looks where controller-runtime does.
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
-		}
-		return cfg, nil
-	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("find a kubeconfig: %w", err)
-	}
-	return cfg, nil
 }
