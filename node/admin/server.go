@@ -1,10 +1,12 @@
 // Package admin serves a node's admin API (membership and status) on its own
-// listener, behind a bearer token. Wire types and the client live in
-// node/adminapi.
+// listener, behind a bearer token: the operator's API. Members never call
+// it; they talk over the peer channel (node/peer). Wire types and the client
+// live in node/adminapi.
 package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -30,11 +32,7 @@ type Store interface {
 	AddMember(id, address string) (uint64, error)
 	RemoveMember(id string) (uint64, error)
 	TransferLeadership(target string) error
-	PublishNode(info ledger.NodeInfo) error
-	BuyForwarded(ctx context.Context, encoded []byte) ([]byte, error)
 	Snapshot() (uint64, error)
-	IsLeader() bool
-	ReadIndex(ctx context.Context) (uint64, error)
 }
 
 // Server is the admin API of one node.
@@ -46,21 +44,20 @@ type Server struct {
 	mux       *http.ServeMux
 }
 
-// New returns the admin API handler. token must not be empty.
-func New(st Store, token string, logger *slog.Logger) (*Server, error) {
+// New returns the admin API handler. token must not be empty. forwardTLS
+// is used to forward requests to the leader's admin API over HTTPS (nil when
+// the admin APIs speak plain HTTP).
+func New(st Store, token string, logger *slog.Logger, forwardTLS *tls.Config) (*Server, error) {
 	if token == "" {
 		return nil, errors.New("admin API: a bearer token is required")
 	}
-	s := &Server{store: st, token: []byte(token), logger: logger, forwarder: forward.New(st.ID()), mux: http.NewServeMux()}
+	s := &Server{store: st, token: []byte(token), logger: logger, forwarder: forward.New(st.ID(), forwardTLS), mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /status", s.handleStatus)
 	s.mux.HandleFunc("GET /cluster", s.handleCluster)
 	s.mux.HandleFunc("POST /cluster/members", s.handleAddMember)
 	s.mux.HandleFunc("DELETE /cluster/members/{id}", s.handleRemoveMember)
 	s.mux.HandleFunc("POST /cluster/leadership-transfer", s.handleTransfer)
-	s.mux.HandleFunc("POST /cluster/nodes", s.handlePublishNode)
 	s.mux.HandleFunc("POST /snapshot", s.handleSnapshot)
-	s.mux.HandleFunc("POST "+adminapi.ForwardBuysPath, s.handleForwardedBuys)
-	s.mux.HandleFunc("GET "+adminapi.ReadIndexPath, s.handleReadIndex)
 	// Profiles, behind the same token, for diagnosing a live node.
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -131,20 +128,6 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	s.answer(w, r, body, 0, err, "leadership transferred")
 }
 
-func (s *Server) handlePublishNode(w http.ResponseWriter, r *http.Request) {
-	var req adminapi.NodeInfo
-	body, ok := decodeBody(w, r, &req)
-	if !ok {
-		return
-	}
-	if req.ID == "" || req.HTTPURL == "" {
-		writeError(w, http.StatusBadRequest, "invalid_node", "id and http_url are required")
-		return
-	}
-	err := s.store.PublishNode(ledger.NodeInfo{ID: req.ID, HTTPURL: req.HTTPURL, AdminURL: req.AdminURL})
-	s.answer(w, r, body, 0, err, "node "+req.ID+" published")
-}
-
 // handleSnapshot makes this node (not the leader: each node compacts its
 // own log) take a snapshot now.
 func (s *Server) handleSnapshot(w http.ResponseWriter, _ *http.Request) {
@@ -154,41 +137,6 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, adminapi.Result{Index: index, Message: "snapshot taken"})
-}
-
-// handleReadIndex answers a follower's request for a read index. Only the
-// leader answers; it never forwards.
-func (s *Server) handleReadIndex(w http.ResponseWriter, r *http.Request) {
-	if !s.store.IsLeader() {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "not_leader", "only the leader hands out read indexes")
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	index, err := s.store.ReadIndex(ctx)
-	if err != nil {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "no_leader", err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, adminapi.ReadIndex{Index: index})
-}
-
-// handleForwardedBuys records a batch of purchases a follower forwarded.
-func (s *Server) handleForwardedBuys(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "a forwarded batch must be at most 16 MiB")
-		return
-	}
-	out, err := s.store.BuyForwarded(r.Context(), body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_batch", err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	_, _ = w.Write(out)
 }
 
 // answer writes the outcome of a change, forwarding to the leader when this

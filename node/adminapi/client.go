@@ -120,22 +120,6 @@ func (c *Client) Snapshot(ctx context.Context) (*Result, error) {
 	return &out, nil
 }
 
-// ReadIndex asks the leader for a read index (an internal call between
-// nodes): a state machine that has applied it reflects every write
-// acknowledged before the call.
-func (c *Client) ReadIndex(ctx context.Context) (uint64, error) {
-	var out ReadIndex
-	if err := c.do(ctx, http.MethodGet, ReadIndexPath, nil, &out); err != nil {
-		return 0, err
-	}
-	return out.Index, nil
-}
-
-// PublishNode records a node's client and admin URLs in the replicated state.
-func (c *Client) PublishNode(ctx context.Context, info NodeInfo) error {
-	return c.do(ctx, http.MethodPost, "/cluster/nodes", info, nil)
-}
-
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

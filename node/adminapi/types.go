@@ -44,14 +44,28 @@ type Cluster struct {
 }
 
 // Status is the answer of GET /status: one node's own view, cheap to ask.
+// Members ask each other for it over the peer channel too.
 type Status struct {
-	ID           string `json:"id"`
-	State        string `json:"state"`
-	Leader       string `json:"leader"`
-	Term         uint64 `json:"term"`
-	LastIndex    uint64 `json:"last_index"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Leader string `json:"leader"`
+	// LeaderAddress is the leader's Raft address, when one is known.
+	LeaderAddress string `json:"leader_address,omitempty"`
+	Term          uint64 `json:"term"`
+	LastIndex     uint64 `json:"last_index"`
+	CommitIndex   uint64 `json:"commit_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	// HasData is true when the node holds anything beyond the bootstrap
+	// configuration: a node starting on an empty data dir learns from it
+	// that the cluster exists.
+	HasData bool `json:"has_data"`
+	// Joining is true while the node is a new incarnation (it came back
+	// with an empty data dir) that may not vote yet.
+	Joining bool `json:"joining"`
+	// ClusterID and Incarnation come from the data dir's identity; the
+	// incarnation changes each time the node starts on an empty data dir.
+	ClusterID   string `json:"cluster_id,omitempty"`
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // AddMemberRequest is the body of POST /cluster/members.
@@ -66,25 +80,12 @@ type TransferRequest struct {
 	ID string `json:"id,omitempty"`
 }
 
-// NodeInfo is what a node publishes about itself into the replicated state
-// (POST /cluster/nodes), so that peers can forward requests to it.
+// NodeInfo is what a node publishes about itself into the replicated state,
+// so that peers can forward requests to it.
 type NodeInfo struct {
 	ID       string `json:"id"`
 	HTTPURL  string `json:"http_url"`
 	AdminURL string `json:"admin_url"`
-}
-
-// ForwardBuysPath is the internal route a follower posts batches of
-// purchases to on the leader's admin listener.
-const ForwardBuysPath = "/internal/buy-batch"
-
-// ReadIndexPath is the internal route a follower asks the leader for a
-// read index on.
-const ReadIndexPath = "/internal/read-index"
-
-// ReadIndex is the answer on ReadIndexPath.
-type ReadIndex struct {
-	Index uint64 `json:"index"`
 }
 
 // Result is the answer of a mutating call.

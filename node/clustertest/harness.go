@@ -82,24 +82,54 @@ type Node struct {
 	exited atomic.Pointer[chan struct{}]
 	// stopped is set when the test stopped or killed the node on purpose.
 	stopped bool
+	// paused is set while the node is stopped with SIGSTOP.
+	paused bool
 }
 
 // Start starts an initial cluster of n nodes named n1..nN and waits for a
 // ready leader.
 func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
 	t.Helper()
+	c := newCluster(t, n, extraFlags)
+	for _, node := range c.Nodes() {
+		node.start(c)
+	}
+	c.WaitLeader(30 * time.Second)
+	return c
+}
+
+// StartSome lays out an initial cluster of n nodes named n1..nN but starts
+// only the ones named; the others can be started later with Restart. It does
+// not wait for a leader.
+func StartSome(t testing.TB, n int, ids ...string) *Cluster {
+	t.Helper()
+	c := newCluster(t, n, nil)
+	for _, id := range ids {
+		node := c.Node(id)
+		if node == nil {
+			t.Fatalf("StartSome: no node %s among %d", id, n)
+		}
+		node.start(c)
+	}
+	for _, node := range c.Nodes() {
+		if node.cmd == nil {
+			node.stopped = true
+		}
+	}
+	return c
+}
+
+func newCluster(t testing.TB, n int, extraFlags []string) *Cluster {
 	c := &Cluster{
 		t: t, dir: t.TempDir(), bin: Binary(t), token: "test-token",
 		ExtraFlags: extraFlags, nodes: map[string]*Node{},
 		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
 	var parts []string
-	var ids []string
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("n%d", i)
 		node := c.newNode(id, true)
 		parts = append(parts, id+"="+node.RaftAddr)
-		ids = append(ids, id)
 	}
 	c.initial = strings.Join(parts, ",")
 	// Written once: a node reading it while another start rewrote it would
@@ -107,11 +137,7 @@ func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
 	if err := os.WriteFile(filepath.Join(c.dir, "token"), []byte(c.token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range ids {
-		c.nodes[id].start(c)
-	}
 	t.Cleanup(c.stopAll)
-	c.WaitLeader(30 * time.Second)
 	return c
 }
 
@@ -229,6 +255,9 @@ func (c *Cluster) Restart(n *Node) {
 
 // Running reports whether the node's process is alive.
 func (n *Node) Running() bool {
+	if n.exited.Load() == nil {
+		return false
+	}
 	select {
 	case <-*n.exited.Load():
 		return false
@@ -475,4 +504,58 @@ func (c *Cluster) Metric(n *Node, name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("metric %s not found on %s", name, n.ID)
+}
+
+// Pause stops a node's process with SIGSTOP: a frozen process (a long GC
+// pause, a stalled VM) whose sockets stay open.
+func (c *Cluster) Pause(n *Node) {
+	c.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		c.t.Fatalf("pause %s: %v", n.ID, err)
+	}
+	n.paused = true
+	c.t.Cleanup(func() {
+		if n.paused && n.Running() {
+			_ = n.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+}
+
+// Resume continues a paused node with SIGCONT.
+func (c *Cluster) Resume(n *Node) {
+	c.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		c.t.Fatalf("resume %s: %v", n.ID, err)
+	}
+	n.paused = false
+}
+
+// WipeData removes a stopped node's data dir: a lost volume.
+func (c *Cluster) WipeData(n *Node) {
+	c.t.Helper()
+	if n.Running() {
+		c.t.Fatalf("wipe %s: the node is running", n.ID)
+	}
+	if err := os.RemoveAll(n.dataDir); err != nil {
+		c.t.Fatalf("wipe %s: %v", n.ID, err)
+	}
+}
+
+// DataDir is the node's data directory.
+func (n *Node) DataDir() string { return n.dataDir }
+
+// StartOnce starts a stopped node and waits for its process to exit on its
+// own, returning its exit code and log: for nodes that must refuse to start.
+func (c *Cluster) StartOnce(n *Node, timeout time.Duration) (int, string) {
+	c.t.Helper()
+	c.Restart(n)
+	select {
+	case <-*n.exited.Load():
+		n.stopped = true
+		return n.cmd.ProcessState.ExitCode(), c.Log(n)
+	case <-time.After(timeout):
+		c.Kill(n)
+		c.t.Fatalf("%s kept running for %v; it should have refused to start. Log:\n%s", n.ID, timeout, tail(c.Log(n), 20))
+		return 0, ""
+	}
 }

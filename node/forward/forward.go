@@ -4,6 +4,7 @@ package forward
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -29,9 +30,12 @@ type Forwarder struct {
 	client *http.Client
 }
 
-// New returns a Forwarder that names self in the Header.
-func New(self string) *Forwarder {
+// New returns a Forwarder that names self in the Header. tlsConfig is used
+// for https targets (nil: the system's defaults).
+func New(self string, tlsConfig *tls.Config) *Forwarder {
 	transport := &http.Transport{
+		TLSClientConfig:     tlsConfig,
+		TLSHandshakeTimeout: 5 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 1024,

@@ -58,7 +58,7 @@ func New(st Store, opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{store: st, opts: opts, forwarder: forward.New(st.ID()), mux: http.NewServeMux()}
+	s := &Server{store: st, opts: opts, forwarder: forward.New(st.ID(), nil), mux: http.NewServeMux()}
 	s.metrics = newHTTPMetrics(opts.Registry)
 	s.handle("POST /buy", s.handleBuy)
 	s.handle("GET /stats", s.handleStats)

@@ -263,3 +263,35 @@ func describeNames(cert *x509.Certificate) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// HTTPSConfig returns a config for a member's HTTPS listener whose clients
+// authenticate otherwise (the admin API's bearer token): it presents the
+// current certificate and asks for none.
+func (r *Reloader) HTTPSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return r.current.Load().cert, nil
+		},
+	}
+}
+
+// AnyMemberClientConfig returns a config for calling a member's HTTPS
+// listener when which member answers is not known in advance (a request
+// forwarded to whoever leads): the server's certificate must chain to the
+// current CA pool for server use.
+func (r *Reloader) AnyMemberClientConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // VerifyConnection checks the chain instead of the host name
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return r.current.Load().cert, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if err := r.current.Load().verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth); err != nil {
+				return fmt.Errorf("server certificate: %w", err)
+			}
+			return nil
+		},
+	}
+}

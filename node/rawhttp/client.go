@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/buytracker/buytracker/node/internal/sockpeek"
 )
 
 var (
@@ -158,7 +160,7 @@ func (p *pool) get(ctx context.Context, timeout time.Duration, trustIdle bool) (
 		// A server may close a connection while it sits idle (a restart,
 		// an idle timeout). Writing a request on it would leave its fate
 		// unknown, so such a connection is dropped before it is used.
-		if trustIdle || idleAlive(cn.nc) {
+		if trustIdle || sockpeek.IdleAlive(cn.nc) {
 			return cn, nil
 		}
 		p.put(cn, false)

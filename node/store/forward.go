@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/buytracker/buytracker/node/ledger"
-	"github.com/buytracker/buytracker/node/rawhttp"
+	"github.com/buytracker/buytracker/node/peer"
 )
 
 // A follower does not proxy each POST /buy to the leader: it batches the
 // purchases it receives, as the leader does, and hands each batch to the
-// leader in one request on the leader's admin listener. The leader puts them
+// leader in one peer RPC (MethodForwardBuys). The leader puts them
 // into its own group commit. One hop then carries many purchases, so a
 // Service that spreads clients over every pod costs little more than
 // sending them all to the leader.
@@ -30,6 +30,10 @@ const (
 
 // forwardTimeout bounds one forwarded batch.
 const forwardTimeout = 10 * time.Second
+
+// maxForwardAnswer bounds the leader's answer to a forwarded batch: at most
+// a few thousand purchases of a few dozen bytes of outcome each.
+const maxForwardAnswer = 1 << 20
 
 // BuyForwarded records purchases that a follower forwarded. It never
 // forwards again: a node that is no longer leader answers outcomeNoLeader.
@@ -164,8 +168,8 @@ func (s *Store) sendToLeader(buys []*pendingBuy) {
 			pb.done <- buyOutcome{err: err}
 		}
 	}
-	leader, ok := s.Leader()
-	if !ok || leader.ID == s.cfg.ID || leader.AdminURL == "" {
+	leaderID, leaderAddr, ok := s.leaderAddress()
+	if !ok {
 		fail(ErrNoLeader)
 		return
 	}
@@ -176,13 +180,14 @@ func (s *Store) sendToLeader(buys []*pendingBuy) {
 	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 	defer cancel()
 	start := time.Now()
-	raw, err := s.peers.forwardBuys(ctx, leader.AdminURL, ledger.EncodeBuyBatch(batch))
+	raw, err := s.peers.Call(ctx, leaderAddr, peer.MethodForwardBuys, ledger.EncodeBuyBatch(batch), maxForwardAnswer)
 	s.metrics.forwardDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		if errors.Is(err, rawhttp.ErrNotSent) {
-			fail(fmt.Errorf("%w: %v", ErrNoLeader, err)) // never sent
-		} else {
-			fail(fmt.Errorf("%w: forwarding to leader %s: %v", ErrOutcomeUnknown, leader.ID, err))
+		switch {
+		case errors.Is(err, peer.ErrNotSent), peer.CodeOf(err) == peer.CodeBadRequest:
+			fail(fmt.Errorf("%w: %v", ErrNoLeader, err)) // never sent, or refused whole
+		default:
+			fail(fmt.Errorf("%w: forwarding to leader %s: %v", ErrOutcomeUnknown, leaderID, err))
 		}
 		return
 	}

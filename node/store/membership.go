@@ -50,13 +50,10 @@ func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
 			m.LastIndex = &applied
 			continue
 		}
-		if m.AdminURL == "" {
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if st, err := s.peers.status(ctx, m.AdminURL); err == nil {
+			if st, err := s.peerStatus(ctx, m.Address); err == nil {
 				m.LastIndex = &st.AppliedIndex
 			}
 		}()
@@ -68,16 +65,25 @@ func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
 
 // Status is this node's own Raft status.
 func (s *Store) Status() adminapi.Status {
-	_, leaderID := s.raft.LeaderWithID()
-	return adminapi.Status{
-		ID:           s.cfg.ID,
-		State:        s.raft.State().String(),
-		Leader:       string(leaderID),
-		Term:         s.raft.CurrentTerm(),
-		LastIndex:    s.raft.LastIndex(),
-		CommitIndex:  s.raft.CommitIndex(),
-		AppliedIndex: s.ledger.AppliedIndex(),
+	leaderAddr, leaderID := s.raft.LeaderWithID()
+	st := adminapi.Status{
+		ID:            s.cfg.ID,
+		State:         s.raft.State().String(),
+		Leader:        string(leaderID),
+		LeaderAddress: string(leaderAddr),
+		Term:          s.raft.CurrentTerm(),
+		LastIndex:     s.raft.LastIndex(),
+		CommitIndex:   s.raft.CommitIndex(),
+		AppliedIndex:  s.ledger.AppliedIndex(),
+		Joining:       s.votesRefused.Load(),
 	}
+	// Anything beyond the bootstrap configuration (index 1) means a leader
+	// served: the cluster exists.
+	st.HasData = st.LastIndex > 1 || s.lastSnapshotIndex() > 0
+	if id := s.currentIdentity(); id != nil {
+		st.ClusterID, st.Incarnation = id.ClusterID, id.Incarnation
+	}
+	return st
 }
 
 func (s *Store) server(id string) (raft.Server, bool, error) {
@@ -107,6 +113,7 @@ func (s *Store) AddMember(id, address string) (uint64, error) {
 	if ok && string(srv.Address) == address {
 		return 0, nil
 	}
+	s.addrs.learn([]raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(address)}})
 	f := s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, membershipTimeout)
 	if err := f.Error(); err != nil {
 		return 0, fmt.Errorf("add %s as non-voter: %w", id, s.mapRaftError(err))
@@ -244,17 +251,15 @@ func (s *Store) promoteOne() error {
 		if srv.Suffrage != raft.Nonvoter {
 			continue
 		}
-		info, ok := s.ledger.Node(string(srv.ID))
-		if !ok || info.AdminURL == "" {
-			continue // it has not published itself yet
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := s.peers.status(ctx, info.AdminURL)
+		st, err := s.peerStatus(ctx, string(srv.Address))
 		cancel()
 		if err != nil {
 			continue
 		}
-		if st.AppliedIndex+promoteLag < s.raft.CommitIndex() {
+		// A new incarnation votes only once its log holds the change that
+		// took it back; until then it says it is joining.
+		if st.Joining || st.AppliedIndex+promoteLag < s.raft.CommitIndex() {
 			continue
 		}
 		af := s.raft.AddVoter(srv.ID, srv.Address, f.Index(), membershipTimeout)

@@ -16,6 +16,7 @@ type storeMetrics struct {
 	batchSize        prometheus.Histogram
 	readRounds       prometheus.Counter
 	promotions       prometheus.Counter
+	rejoins          prometheus.Counter
 	snapshotTotal    *prometheus.CounterVec
 	snapshotDuration prometheus.Histogram
 	restoreTotal     *prometheus.CounterVec
@@ -53,6 +54,9 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		promotions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "buytracker_member_promotions_total", Help: "Non-voters promoted to voters by this node.",
 		}),
+		rejoins: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "buytracker_member_rejoins_total", Help: "Members that came back with an empty data dir and were taken back as non-voters by this node.",
+		}),
 		snapshotTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "buytracker_snapshot_persist_total", Help: "Snapshots written, by result.",
 		}, []string{"result"}),
@@ -80,11 +84,18 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	reg.MustRegister(
-		m.buysRecorded, m.overloaded, m.batchSize, m.readRounds, m.promotions,
+		m.buysRecorded, m.overloaded, m.batchSize, m.readRounds, m.promotions, m.rejoins,
 		m.snapshotTotal, m.snapshotDuration, m.restoreTotal, m.restoreDuration,
 		m.logStoreDuration, m.applyDuration, m.commitDuration, m.forwardDuration,
 		gauge("buytracker_purchases", "Purchases in the replicated state this node has applied.",
 			func() float64 { return float64(s.ledger.Count()) }),
+		gauge("buytracker_votes_refused", "1 while this node refuses to vote: it came back with an empty data dir and is not a member again yet.",
+			func() float64 {
+				if s.votesRefused.Load() {
+					return 1
+				}
+				return 0
+			}),
 		gauge("buytracker_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
 			func() float64 { return float64(s.raft.State()) }),
 		gauge("buytracker_raft_term", "Current Raft term.",

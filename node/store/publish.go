@@ -3,15 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/buytracker/buytracker/node/adminapi"
 	"github.com/buytracker/buytracker/node/ledger"
-	"github.com/buytracker/buytracker/node/rawhttp"
 )
 
 // PublishNode records a node's URLs in the replicated state. Only the
@@ -34,7 +30,7 @@ func (s *Store) PublishNode(info ledger.NodeInfo) error {
 
 // runPublisher makes sure the replicated state holds this node's URLs, so
 // peers can forward to it without guessing: the leader applies them itself,
-// a follower asks the leader through its admin API.
+// a follower asks the leader over the peer channel.
 func (s *Store) runPublisher() {
 	defer s.wg.Done()
 	tick := time.NewTicker(time.Second)
@@ -59,88 +55,11 @@ func (s *Store) publishSelf(self ledger.NodeInfo) error {
 	if s.raft.State() == raft.Leader {
 		return s.PublishNode(self)
 	}
-	leader, ok := s.Leader()
-	if !ok || leader.AdminURL == "" {
+	_, leaderAddr, ok := s.leaderAddress()
+	if !ok {
 		return ErrNoLeader
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), peerCallTimeout)
 	defer cancel()
-	c, err := s.peers.client(leader.AdminURL)
-	if err != nil {
-		return err
-	}
-	return c.PublishNode(ctx, adminapi.NodeInfo{ID: self.ID, HTTPURL: self.HTTPURL, AdminURL: self.AdminURL})
-}
-
-// peerClients keeps one admin client per peer over one pooled transport,
-// and the connections that carry forwarded purchases.
-type peerClients struct {
-	token     string
-	transport *http.Transport
-	mu        sync.Mutex
-	clients   map[string]*adminapi.Client
-
-	// forwards carries batches of purchases to the leader: each one on a
-	// hot path, so over rawhttp rather than net/http's client, which costs
-	// a round trip about 0.25 ms more on an idle machine.
-	forwards      *rawhttp.Client
-	forwardHeader string
-}
-
-func newPeerClients(token string, maxForwards int) *peerClients {
-	return &peerClients{
-		token:         token,
-		transport:     &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute},
-		clients:       make(map[string]*adminapi.Client),
-		forwards:      rawhttp.New(rawhttp.Options{MaxConns: maxForwards, Timeout: forwardTimeout}),
-		forwardHeader: "Content-Type: application/octet-stream\r\nAuthorization: Bearer " + token + "\r\n",
-	}
-}
-
-// forwardBuys posts a batch of purchases, encoded as a ledger buy batch, to
-// the leader's admin API and returns its encoded outcomes. An error that
-// wraps rawhttp.ErrNotSent means the batch was not sent.
-func (p *peerClients) forwardBuys(ctx context.Context, adminURL string, batch []byte) ([]byte, error) {
-	resp, err := p.forwards.Do(ctx, &rawhttp.Request{
-		BaseURL: adminURL, Method: http.MethodPost, Target: adminapi.ForwardBuysPath,
-		Header: p.forwardHeader, Body: batch, MaxBody: maxForwardAnswer,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("forward buys to %s: %w", adminURL, err)
-	}
-	if resp.Status != http.StatusOK {
-		return nil, adminapi.AnswerError(resp.Status, resp.Body)
-	}
-	return resp.Body, nil
-}
-
-// maxForwardAnswer bounds the leader's answer to a forwarded batch: at most
-// 1024 purchases of a few dozen bytes of outcome each.
-const maxForwardAnswer = 1 << 20
-
-func (p *peerClients) client(adminURL string) (*adminapi.Client, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.clients[adminURL]; ok {
-		return c, nil
-	}
-	c, err := adminapi.NewClient(adminURL, p.token, &http.Client{Transport: p.transport, Timeout: forwardTimeout})
-	if err != nil {
-		return nil, err
-	}
-	p.clients[adminURL] = c
-	return c, nil
-}
-
-func (p *peerClients) status(ctx context.Context, adminURL string) (*adminapi.Status, error) {
-	c, err := p.client(adminURL)
-	if err != nil {
-		return nil, err
-	}
-	return c.Status(ctx)
-}
-
-func (p *peerClients) close() {
-	p.transport.CloseIdleConnections()
-	p.forwards.CloseIdle()
+	return s.peerPublish(ctx, leaderAddr, self)
 }

@@ -108,19 +108,15 @@ func (s *Store) runFollowerReadIndex() {
 }
 
 func (s *Store) leaderReadIndex() (uint64, error) {
-	leader, ok := s.Leader()
-	if !ok || leader.ID == s.cfg.ID || leader.AdminURL == "" {
+	leaderID, leaderAddr, ok := s.leaderAddress()
+	if !ok {
 		return 0, ErrNoLeader
 	}
-	client, err := s.peers.client(leader.AdminURL)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), peerCallTimeout)
 	defer cancel()
-	index, err := client.ReadIndex(ctx)
+	index, err := s.peerReadIndex(ctx, leaderAddr)
 	if err != nil {
-		return 0, fmt.Errorf("%w: read index from leader %s: %v", ErrNoLeader, leader.ID, err)
+		return 0, fmt.Errorf("%w: read index from leader %s: %v", ErrNoLeader, leaderID, err)
 	}
 	return index, nil
 }

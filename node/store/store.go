@@ -6,6 +6,7 @@
 package store
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/buytracker/buytracker/node/ledger"
+	"github.com/buytracker/buytracker/node/peer"
 )
 
 // Errors the APIs map to HTTP answers.
@@ -49,11 +51,18 @@ type Config struct {
 	// HTTPURL and AdminURL are this node's advertised client and admin
 	// URLs, published into the replicated state.
 	HTTPURL, AdminURL string
-	// AdminToken authenticates calls to peers' admin APIs.
-	AdminToken string
-	// InitialCluster is the bootstrap configuration; a node with no Raft
-	// state that is part of it bootstraps, any other node waits to be added.
+	// ClusterID names the cluster (the BuyTracker's UID under the
+	// operator); recorded in the data dir, which then refuses another.
+	ClusterID string
+	// InitialCluster is the bootstrap configuration. A node that starts on
+	// an empty data dir and is part of it bootstraps the cluster only when
+	// every other initial member says it holds nothing yet; otherwise it
+	// comes back as a new incarnation (bootstrap.go).
 	InitialCluster []raft.Server
+	// PeerTLS, when set, makes all member-to-member traffic mutual TLS;
+	// NamesID tells whether a certificate names a server ID.
+	PeerTLS peer.Identity
+	NamesID func(cert *x509.Certificate, id string) bool
 
 	HeartbeatTimeout  time.Duration
 	ElectionTimeout   time.Duration
@@ -113,7 +122,16 @@ type Store struct {
 	logStore  *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
 	metrics   *storeMetrics
-	peers     *peerClients
+	// peers is the member-to-member endpoint on the Raft port; addrs maps
+	// members' Raft addresses to their IDs for it.
+	peers *peer.Endpoint
+	addrs *addressBook
+
+	// identity is whose the data dir is; votesRefused is true while this
+	// node must not vote (an empty node that has not yet rejoined).
+	identityMu   sync.Mutex
+	identity     *dataIdentity
+	votesRefused atomic.Bool
 
 	buys    chan *pendingBuy
 	batches chan inflightBatch
@@ -146,8 +164,18 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("store: an ID is required")
 	}
+	if cfg.PeerTLS != nil && cfg.NamesID == nil {
+		return nil, errors.New("store: NamesID is required with PeerTLS")
+	}
+	dirState, err := inspectDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := dirState.check(cfg.DataDir, cfg.ID, cfg.ClusterID); err != nil {
+		return nil, err
+	}
 	raftDir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(raftDir, 0o750); err != nil {
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
 	s := &Store{
@@ -162,18 +190,19 @@ func Open(cfg Config) (*Store, error) {
 		followerReads: make(chan *pendingRead, 4096),
 		readyCh:       make(chan struct{}),
 		stop:          make(chan struct{}),
+		identity:      dirState.identity,
 	}
-	var err error
 	if s.ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger"), s.logger); err != nil {
 		return nil, err
 	}
 	s.metrics = newStoreMetrics(cfg.Registerer, s)
-	s.peers = newPeerClients(cfg.AdminToken, cfg.MaxInflight)
+	s.addrs = newAddressBook(cfg.InitialCluster)
 	if err := s.startRaft(raftDir); err != nil {
 		s.closeStores()
 		return nil, err
 	}
-	s.wg.Add(7)
+	s.wg.Add(8)
+	go s.refreshAddressBook()
 	go s.runFollowerReadIndex()
 	go s.runBatcher()
 	go s.runForwarder()
@@ -195,12 +224,18 @@ func (s *Store) startRaft(raftDir string) error {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	stream, err := newStreamLayer(s.cfg.RaftBind, s.cfg.RaftAdvertise)
+	s.peers, err = peer.Listen(peer.Config{
+		Bind: s.cfg.RaftBind, Advertise: s.cfg.RaftAdvertise,
+		TLS: s.cfg.PeerTLS, NamesID: s.cfg.NamesID, ResolveID: s.addrs.lookup,
+		RefuseVotes: s.votesRefused.Load,
+		Logger:      s.logger.With("module", "peer"),
+	})
 	if err != nil {
 		return err
 	}
+	s.registerPeerHandlers(s.peers)
 	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: stream, MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
+		Stream: s.peers.RaftLayer(), MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
 	})
 
 	rc := raft.DefaultConfig()
@@ -231,26 +266,46 @@ func (s *Store) startRaft(raftDir string) error {
 	if err != nil {
 		return fmt.Errorf("create log cache: %w", err)
 	}
+	// A node that has not decided how it takes part refuses votes from the
+	// first RPC on.
+	fresh := !hasState
+	s.votesRefused.Store(fresh || (s.identity != nil && s.identity.Joining))
 	s.raft, err = raft.NewRaft(rc, fsm, logs, s.logStore, snapshots, s.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	s.peers.Serve()
 	s.wg.Add(1)
 	go s.watchLeadership(notify)
 
-	if !hasState && s.inInitialCluster() {
-		s.logger.Info("Bootstrapping the cluster", "servers", len(s.cfg.InitialCluster))
-		err := s.raft.BootstrapCluster(raft.Configuration{Servers: s.cfg.InitialCluster}).Error()
-		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			return fmt.Errorf("bootstrap: %w", err)
+	switch {
+	case fresh:
+		s.logger.Info("Empty data dir: asking the peers whether the cluster exists before taking part")
+		s.wg.Add(1)
+		go s.startFresh()
+	case s.identity == nil:
+		// A data dir from before identities were recorded.
+		id, err := newIdentity(s.cfg.ID, s.cfg.ClusterID, false)
+		if err == nil {
+			err = writeIdentity(s.cfg.DataDir, id)
 		}
-	} else if !hasState {
-		s.logger.Info("No Raft state and not in the initial cluster: waiting to be added")
-	} else {
+		if err != nil {
+			return fmt.Errorf("record the data dir's identity: %w", err)
+		}
+		s.identity = id
+		fallthrough
+	default:
 		// Operators and the end-to-end tests read this line to tell a
 		// restart on its own volume from a fresh start.
 		last, _ := s.logStore.LastIndex()
-		s.logger.Info("Existing Raft state found: rejoining with it", "last_log_index", last)
+		s.logger.Info("Existing Raft state found: rejoining with it", "last_log_index", last, "incarnation", s.identity.Incarnation)
+		if s.identity.Joining {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.join()
+			}()
+		}
 	}
 	return nil
 }
@@ -313,11 +368,13 @@ func (s *Store) closeStores() {
 	if s.transport != nil {
 		s.transport.Close()
 	}
+	if s.peers != nil {
+		s.peers.Close()
+	}
 	if s.logStore != nil {
 		s.logStore.Close()
 	}
 	s.ledger.Close()
-	s.peers.close()
 }
 
 func (s *Store) voters() int {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -42,6 +43,7 @@ type options struct {
 	advertiseRaft, advertiseHTTP      string
 	advertiseAdmin                    string
 	initialCluster, adminTokenFile    string
+	clusterID, tlsDir                 string
 	heartbeatTimeout, electionTimeout time.Duration
 	snapshotInterval, requestTimeout  time.Duration
 	snapshotThreshold, trailingLogs   uint64
@@ -59,7 +61,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.advertiseRaft, "advertise-raft", "", "Raft address peers dial, host:port (default: --raft-addr when it names a host)")
 	fs.StringVar(&o.advertiseHTTP, "advertise-http", "", "client API URL peers forward to (default: http://<advertised raft host>:<http port>)")
 	fs.StringVar(&o.advertiseAdmin, "advertise-admin", "", "admin API URL peers call (default: http://<advertised raft host>:<admin port>)")
-	fs.StringVar(&o.initialCluster, "initial-cluster", "", "bootstrap configuration ID=RAFTHOST:PORT,...; a node with no state that is listed bootstraps")
+	fs.StringVar(&o.initialCluster, "initial-cluster", "", "the cluster's initial members ID=RAFTHOST:PORT,...; they create it together, once")
+	fs.StringVar(&o.clusterID, "cluster-id", "", "the cluster's identity (the BuyTracker's UID); recorded in the data dir, which then refuses another cluster")
+	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory with ca.crt, tls.crt and tls.key: mutual TLS for Raft and every member-to-member call, HTTPS for the admin API (without it: plain TCP, local development only)")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the admin bearer token (default: <data-dir>/admin-token, generated if absent)")
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "Raft heartbeat timeout")
 	fs.DurationVar(&o.electionTimeout, "election-timeout", time.Second, "Raft election timeout")
@@ -126,7 +130,7 @@ func parseInitialCluster(s string) ([]raft.Server, error) {
 
 // advertisedURL is the URL peers use for a listener: the listen host when it
 // is a specific one, else the advertised Raft host, with the listen port.
-func advertisedURL(listen, raftHost string) (string, error) {
+func advertisedURL(scheme, listen, raftHost string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return "", fmt.Errorf("listen address %q: %w", listen, err)
@@ -134,7 +138,7 @@ func advertisedURL(listen, raftHost string) (string, error) {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = raftHost
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
 func loadToken(path, dataDir string, logger *slog.Logger) (string, error) {
@@ -195,17 +199,27 @@ func run(args []string) error {
 		return fmt.Errorf("--advertise-raft: %w", err)
 	}
 	if o.advertiseHTTP == "" {
-		if o.advertiseHTTP, err = advertisedURL(o.httpAddr, raftHost); err != nil {
+		if o.advertiseHTTP, err = advertisedURL("http", o.httpAddr, raftHost); err != nil {
 			return err
 		}
+	}
+	adminScheme := "http"
+	if o.tlsDir != "" {
+		adminScheme = "https"
 	}
 	if o.advertiseAdmin == "" {
-		if o.advertiseAdmin, err = advertisedURL(o.adminAddr, raftHost); err != nil {
+		if o.advertiseAdmin, err = advertisedURL(adminScheme, o.adminAddr, raftHost); err != nil {
 			return err
 		}
 	}
-	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	peerTLS, err := loadPeerTLS(ctx, o.tlsDir, logger)
+	if err != nil {
+		return err
 	}
 	token, err := loadToken(o.adminTokenFile, o.dataDir, logger)
 	if err != nil {
@@ -214,37 +228,38 @@ func run(args []string) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	st, err := store.Open(store.Config{
+	st, err := store.Open(peerTLS.apply(store.Config{
 		ID: o.id, DataDir: o.dataDir,
 		RaftBind: o.raftAddr, RaftAdvertise: o.advertiseRaft,
-		HTTPURL: o.advertiseHTTP, AdminURL: o.advertiseAdmin, AdminToken: token,
-		InitialCluster:   initial,
+		HTTPURL: o.advertiseHTTP, AdminURL: o.advertiseAdmin,
+		ClusterID: o.clusterID, InitialCluster: initial,
 		HeartbeatTimeout: o.heartbeatTimeout, ElectionTimeout: o.electionTimeout,
 		SnapshotThreshold: o.snapshotThreshold, SnapshotInterval: o.snapshotInterval,
 		TrailingLogs: o.trailingLogs,
 		Logger:       logger, Registerer: registry,
-	})
+	}))
 	if err != nil {
 		return err
 	}
 	api := httpapi.New(st, httpapi.Options{RequestTimeout: o.requestTimeout, Logger: logger, Registry: registry})
-	adminAPI, err := admin.New(st, token, logger)
+	adminAPI, err := admin.New(st, token, logger, peerTLS.forwardConfig())
 	if err != nil {
 		st.Close()
 		return err
 	}
 	servers := []*http.Server{
 		{Addr: o.httpAddr, Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
-		{Addr: o.adminAddr, Handler: adminAPI, ReadHeaderTimeout: 10 * time.Second},
+		{Addr: o.adminAddr, Handler: adminAPI, ReadHeaderTimeout: 10 * time.Second, TLSConfig: peerTLS.httpsConfig()},
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	errs := make(chan error, len(servers))
 	for _, srv := range servers {
 		ln, err := net.Listen("tcp", srv.Addr)
 		if err != nil {
 			st.Close()
 			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+		}
+		if srv.TLSConfig != nil {
+			ln = tls.NewListener(ln, srv.TLSConfig)
 		}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -46,7 +46,7 @@ func OpenSingle(t testing.TB, mutate ...func(*store.Config)) *store.Store {
 	cfg := store.Config{
 		ID: "solo", DataDir: t.TempDir(),
 		RaftBind: addr, RaftAdvertise: addr,
-		HTTPURL: "http://127.0.0.1:1", AdminURL: "http://127.0.0.1:1", AdminToken: "test",
+		HTTPURL: "http://127.0.0.1:1", AdminURL: "http://127.0.0.1:1",
 		InitialCluster:   []raft.Server{{ID: "solo", Address: raft.ServerAddress(addr), Suffrage: raft.Voter}},
 		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
 		Logger: Logger(t),

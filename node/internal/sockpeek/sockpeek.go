@@ -1,6 +1,9 @@
-package rawhttp
+// Package sockpeek tells whether an idle client connection can still carry
+// a request, without blocking: the check pooled clients make before reuse.
+package sockpeek
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
@@ -8,10 +11,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// idleAlive reports whether an idle connection can carry a request: the
+// IdleAlive reports whether an idle connection can carry a request: the
 // server has neither closed it nor sent anything unasked. It peeks at the
-// socket without blocking; EAGAIN is the healthy answer.
-func idleAlive(nc net.Conn) bool {
+// socket without blocking; EAGAIN is the healthy answer. For a TLS
+// connection it peeks at the TCP socket beneath: a close_notify or any other
+// unasked record means the stream is closing or out of step.
+func IdleAlive(nc net.Conn) bool {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return true

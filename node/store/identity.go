@@ -1,0 +1,152 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ErrUntrustedDataDir means the data dir cannot be used as it is: it belongs
+// to another node or cluster, or part of its Raft state is gone. The node
+// must not start on it.
+var ErrUntrustedDataDir = errors.New("refusing the data dir")
+
+// identityFile records whose a data dir is. It is written once when the dir
+// first holds Raft state, and updated when a new incarnation becomes a
+// member.
+const identityFile = "identity.json"
+
+// dataIdentity is the content of identityFile.
+type dataIdentity struct {
+	// ClusterID is the cluster this data belongs to (--cluster-id; the
+	// BuyTracker's UID under the operator); empty when none was given.
+	ClusterID string `json:"cluster_id,omitempty"`
+	// NodeID is the server ID the data belongs to.
+	NodeID string `json:"node_id"`
+	// Incarnation is random and new each time the node starts on an
+	// empty data dir, so peers and the operator can tell a member that came
+	// back empty from one that restarted.
+	Incarnation string `json:"incarnation"`
+	// Joining is true from the moment an empty node learns the cluster
+	// already exists until it sees itself added back as a non-voter: until
+	// then it must not vote, since it forgot every vote it cast.
+	Joining   bool      `json:"joining,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// dataDirState is what a node finds in its data dir at start.
+type dataDirState struct {
+	identity *dataIdentity // nil when there is no identity file
+	// raftLog is true when raft.db (the log and stable store) exists.
+	raftLog bool
+	// snapshots is true when a snapshot exists.
+	snapshots bool
+}
+
+func (d dataDirState) empty() bool { return d.identity == nil && !d.raftLog && !d.snapshots }
+
+// inspectDataDir reads what the data dir holds, before any store opens (and
+// so creates) a file.
+func inspectDataDir(dataDir string) (dataDirState, error) {
+	var st dataDirState
+	raw, err := os.ReadFile(filepath.Join(dataDir, identityFile))
+	switch {
+	case err == nil:
+		var id dataIdentity
+		if err := json.Unmarshal(raw, &id); err != nil || id.NodeID == "" {
+			return st, fmt.Errorf("%w: %s is not a valid identity file: %v", ErrUntrustedDataDir, filepath.Join(dataDir, identityFile), err)
+		}
+		st.identity = &id
+	case !errors.Is(err, os.ErrNotExist):
+		return st, fmt.Errorf("read identity: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "raft", "raft.db")); err == nil {
+		st.raftLog = true
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return st, fmt.Errorf("inspect raft.db: %w", err)
+	}
+	snaps, err := os.ReadDir(filepath.Join(dataDir, "raft", "snapshots"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return st, fmt.Errorf("inspect snapshots: %w", err)
+	}
+	st.snapshots = len(snaps) > 0
+	return st, nil
+}
+
+// check refuses a data dir of another node or cluster, or one whose log and
+// stable store are gone while other state remains: such a node would start
+// with its term and votes forgotten and could help elect a stale leader.
+func (d dataDirState) check(dataDir, nodeID, clusterID string) error {
+	if id := d.identity; id != nil {
+		if id.NodeID != nodeID {
+			return fmt.Errorf("%w: %s belongs to node %q, not %q", ErrUntrustedDataDir, dataDir, id.NodeID, nodeID)
+		}
+		if id.ClusterID != "" && clusterID != "" && id.ClusterID != clusterID {
+			return fmt.Errorf("%w: %s belongs to cluster %q, not %q", ErrUntrustedDataDir, dataDir, id.ClusterID, clusterID)
+		}
+	}
+	if !d.raftLog && (d.identity != nil || d.snapshots) {
+		return fmt.Errorf("%w: %s holds this node's identity or snapshots but raft/raft.db is missing: "+
+			"its log, term and votes are lost, so it cannot rejoin safely. Move the whole data dir away "+
+			"and start again on an empty one: the node then rejoins as a new member", ErrUntrustedDataDir, dataDir)
+	}
+	return nil
+}
+
+func newIdentity(nodeID, clusterID string, joining bool) (*dataIdentity, error) {
+	buf := make([]byte, 8)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, fmt.Errorf("generate incarnation: %w", err)
+	}
+	return &dataIdentity{
+		ClusterID: clusterID, NodeID: nodeID, Incarnation: hex.EncodeToString(buf),
+		Joining: joining, CreatedAt: time.Now().UTC(),
+	}, nil
+}
+
+// writeIdentity replaces the identity file durably: temp file, fsync,
+// rename, fsync of the dir.
+func writeIdentity(dataDir string, id *dataIdentity) error {
+	raw, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dataDir, identityFile)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("write identity: %w", err)
+	}
+	if _, err := f.Write(append(raw, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write identity: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync identity: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write identity: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write identity: %w", err)
+	}
+	return syncDir(dataDir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
