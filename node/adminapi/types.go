@@ -52,6 +52,14 @@ type Status struct {
 	LastIndex    uint64 `json:"last_index"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
+
+	// DiskFreeBytes and DiskTotalBytes describe the file system of the
+	// node's data dir, as last checked; DiskPressure is true while its free
+	// space is below the node's watermark (--min-free-disk) or a write
+	// failed for lack of space, and new purchases answer 507.
+	DiskFreeBytes  uint64 `json:"disk_free_bytes"`
+	DiskTotalBytes uint64 `json:"disk_total_bytes"`
+	DiskPressure   bool   `json:"disk_pressure"`
 }
 
 // AddMemberRequest is the body of POST /cluster/members.

@@ -88,6 +88,11 @@ type Node struct {
 // ready leader.
 func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
 	t.Helper()
+	return start(t, n, nil, extraFlags...)
+}
+
+func start(t testing.TB, n int, dataDir func(id string) string, extraFlags ...string) *Cluster {
+	t.Helper()
 	c := &Cluster{
 		t: t, dir: t.TempDir(), bin: Binary(t), token: "test-token",
 		ExtraFlags: extraFlags, nodes: map[string]*Node{},
@@ -98,6 +103,9 @@ func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("n%d", i)
 		node := c.newNode(id, true)
+		if dataDir != nil {
+			node.dataDir = dataDir(id)
+		}
 		parts = append(parts, id+"="+node.RaftAddr)
 		ids = append(ids, id)
 	}
@@ -476,3 +484,15 @@ func (c *Cluster) Metric(n *Node, name string) (float64, error) {
 	}
 	return 0, fmt.Errorf("metric %s not found on %s", name, n.ID)
 }
+
+// --- Data dirs placed by the test ---
+
+// StartWithDataDirs is Start with each node's data dir at dataDir(id), for
+// example on a small file system the test mounted.
+func StartWithDataDirs(t testing.TB, n int, dataDir func(id string) string, extraFlags ...string) *Cluster {
+	t.Helper()
+	return start(t, n, dataDir, extraFlags...)
+}
+
+// DataDir returns the node's data dir.
+func (n *Node) DataDir() string { return n.dataDir }

@@ -69,7 +69,7 @@ func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
 // Status is this node's own Raft status.
 func (s *Store) Status() adminapi.Status {
 	_, leaderID := s.raft.LeaderWithID()
-	return adminapi.Status{
+	st := adminapi.Status{
 		ID:           s.cfg.ID,
 		State:        s.raft.State().String(),
 		Leader:       string(leaderID),
@@ -78,6 +78,9 @@ func (s *Store) Status() adminapi.Status {
 		CommitIndex:  s.raft.CommitIndex(),
 		AppliedIndex: s.ledger.AppliedIndex(),
 	}
+	// Disk space, as last measured.
+	st.DiskFreeBytes, st.DiskTotalBytes, st.DiskPressure = s.disk.usage()
+	return st
 }
 
 func (s *Store) server(id string) (raft.Server, bool, error) {
