@@ -43,10 +43,10 @@ func (t *idempotencyTable) get(key string) (idempotencyEntry, bool) {
 }
 
 // put remembers a key recorded after every key already in the table, and
-// forgets the oldest ones beyond maxKeys. The bound counts queue entries, not
-// map keys: while Apply runs they are the same, and during a restore (where
-// a key reused after it expired is put twice) counting entries forgets
-// exactly what Apply forgot.
+// forgets the oldest ones beyond maxKeys. The bound counts queue entries:
+// while Apply runs they are the table's keys. A restore puts every record
+// with a key, expired or not, and expires at the end; since expiry and the
+// bound both forget from the oldest end, it ends with the keys Apply kept.
 func (t *idempotencyTable) put(key string, e idempotencyEntry) {
 	t.byKey[key] = e
 	t.queue = append(t.queue, idempotencyRef{key: key, at: e.recordedAt, purchaseID: e.purchaseID})
