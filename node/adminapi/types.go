@@ -66,6 +66,14 @@ type Status struct {
 	// incarnation changes each time the node starts on an empty data dir.
 	ClusterID   string `json:"cluster_id,omitempty"`
 	Incarnation string `json:"incarnation,omitempty"`
+
+	// DiskFreeBytes and DiskTotalBytes describe the file system of the
+	// node's data dir, as last checked; DiskPressure is true while its free
+	// space is below the node's watermark (--min-free-disk) or a write
+	// failed for lack of space, and new purchases answer 507.
+	DiskFreeBytes  uint64 `json:"disk_free_bytes"`
+	DiskTotalBytes uint64 `json:"disk_total_bytes"`
+	DiskPressure   bool   `json:"disk_pressure"`
 }
 
 // AddMemberRequest is the body of POST /cluster/members.

@@ -90,12 +90,7 @@ type Node struct {
 // ready leader.
 func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
 	t.Helper()
-	c := newCluster(t, n, extraFlags)
-	for _, node := range c.Nodes() {
-		node.start(c)
-	}
-	c.WaitLeader(30 * time.Second)
-	return c
+	return startWith(t, n, nil, extraFlags)
 }
 
 // StartSome lays out an initial cluster of n nodes named n1..nN but starts
@@ -103,7 +98,7 @@ func Start(t testing.TB, n int, extraFlags ...string) *Cluster {
 // not wait for a leader.
 func StartSome(t testing.TB, n int, ids ...string) *Cluster {
 	t.Helper()
-	c := newCluster(t, n, nil)
+	c := newCluster(t, n, nil, nil)
 	for _, id := range ids {
 		node := c.Node(id)
 		if node == nil {
@@ -119,7 +114,17 @@ func StartSome(t testing.TB, n int, ids ...string) *Cluster {
 	return c
 }
 
-func newCluster(t testing.TB, n int, extraFlags []string) *Cluster {
+func startWith(t testing.TB, n int, dataDir func(id string) string, extraFlags []string) *Cluster {
+	t.Helper()
+	c := newCluster(t, n, dataDir, extraFlags)
+	for _, node := range c.Nodes() {
+		node.start(c)
+	}
+	c.WaitLeader(30 * time.Second)
+	return c
+}
+
+func newCluster(t testing.TB, n int, dataDir func(id string) string, extraFlags []string) *Cluster {
 	c := &Cluster{
 		t: t, dir: t.TempDir(), bin: Binary(t), token: "test-token",
 		ExtraFlags: extraFlags, nodes: map[string]*Node{},
@@ -129,6 +134,9 @@ func newCluster(t testing.TB, n int, extraFlags []string) *Cluster {
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("n%d", i)
 		node := c.newNode(id, true)
+		if dataDir != nil {
+			node.dataDir = dataDir(id)
+		}
 		parts = append(parts, id+"="+node.RaftAddr)
 	}
 	c.initial = strings.Join(parts, ",")
@@ -558,4 +566,13 @@ func (c *Cluster) StartOnce(n *Node, timeout time.Duration) (int, string) {
 		c.t.Fatalf("%s kept running for %v; it should have refused to start. Log:\n%s", n.ID, timeout, tail(c.Log(n), 20))
 		return 0, ""
 	}
+}
+
+// --- Data dirs placed by the test ---
+
+// StartWithDataDirs is Start with each node's data dir at dataDir(id), for
+// example on a small file system the test mounted.
+func StartWithDataDirs(t testing.TB, n int, dataDir func(id string) string, extraFlags ...string) *Cluster {
+	t.Helper()
+	return startWith(t, n, dataDir, extraFlags)
 }

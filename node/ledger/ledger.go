@@ -51,6 +51,7 @@ type BuyResult struct {
 type Ledger struct {
 	dir    string
 	logger *slog.Logger
+	opts   Options
 
 	// mu guards everything below it. ApplyBatch holds it for writing; queries
 	// and snapshot chunks hold it for reading.
@@ -76,20 +77,46 @@ type state struct {
 	nodes          map[string]NodeInfo
 }
 
-func newState() *state {
+func newState(opts Options) *state {
 	return &state{
 		byPromotion: make(map[int64]*windowIndex),
 		byProduct:   make(map[int64]*windowIndex),
 		byPair:      make(map[[2]int64]*windowIndex),
-		idempotency: newIdempotencyTable(),
+		idempotency: newIdempotencyTable(opts.MaxIdempotencyKeys),
 		nodes:       make(map[string]NodeInfo),
 	}
 }
 
-// Open creates an empty ledger whose records database lives in dir. Any
+// DefaultMaxIdempotencyKeys is the idempotency table's bound when Options
+// sets none.
+const DefaultMaxIdempotencyKeys = 1_000_000
+
+// Options tunes a Ledger. The replicated state depends on them: every member
+// of a cluster must open its ledger with the same Options, or a retry whose
+// key one member still remembers would be recorded on another.
+type Options struct {
+	// MaxIdempotencyKeys bounds the Idempotency-Keys remembered. When a new
+	// key would exceed it, the oldest key by log position is forgotten
+	// early, at the same log position on every member. Zero picks
+	// DefaultMaxIdempotencyKeys.
+	MaxIdempotencyKeys int
+}
+
+// Open creates an empty ledger with the default Options; see OpenWith.
+func Open(dir string, logger *slog.Logger) (*Ledger, error) {
+	return OpenWith(dir, logger, Options{})
+}
+
+// OpenWith creates an empty ledger whose records database lives in dir. Any
 // records left there by an earlier process are discarded: Raft restores them
 // from its snapshot and log.
-func Open(dir string, logger *slog.Logger) (*Ledger, error) {
+func OpenWith(dir string, logger *slog.Logger, opts Options) (*Ledger, error) {
+	switch {
+	case opts.MaxIdempotencyKeys < 0:
+		return nil, fmt.Errorf("ledger: the idempotency key bound must be positive, not %d", opts.MaxIdempotencyKeys)
+	case opts.MaxIdempotencyKeys == 0:
+		opts.MaxIdempotencyKeys = DefaultMaxIdempotencyKeys
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create ledger dir: %w", err)
 	}
@@ -102,7 +129,7 @@ func Open(dir string, logger *slog.Logger) (*Ledger, error) {
 			return nil, fmt.Errorf("remove old records file: %w", err)
 		}
 	}
-	l := &Ledger{dir: dir, logger: logger, st: newState(), notify: make(chan struct{})}
+	l := &Ledger{dir: dir, logger: logger, opts: opts, st: newState(opts), notify: make(chan struct{})}
 	db, err := l.openRecords()
 	if err != nil {
 		return nil, err
@@ -431,13 +458,19 @@ type Footprint struct {
 	Purchases       uint64
 	WindowPoints    int
 	IdempotencyKeys int
+	// IdempotencyEvictions counts keys this process forgot early, while
+	// applying entries, because the table was full.
+	IdempotencyEvictions uint64
 }
 
 // Footprint reports the size of the in-memory indexes.
 func (l *Ledger) Footprint() Footprint {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	f := Footprint{Purchases: l.st.count, WindowPoints: l.st.all.points(), IdempotencyKeys: l.st.idempotency.len()}
+	f := Footprint{
+		Purchases: l.st.count, WindowPoints: l.st.all.points(),
+		IdempotencyKeys: l.st.idempotency.len(), IdempotencyEvictions: l.st.idempotency.evictions,
+	}
 	for _, m := range []map[int64]*windowIndex{l.st.byPromotion, l.st.byProduct} {
 		for _, w := range m {
 			f.WindowPoints += w.points()

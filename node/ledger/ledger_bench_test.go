@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
@@ -104,5 +105,67 @@ func BenchmarkMillion(b *testing.B) {
 		}
 		l.Close()
 		dst.Close()
+	}
+}
+
+// BenchmarkMemoryPerPurchase records one million purchases at realistic id
+// cardinalities (100,000 users, 1,000 promotions, 10,000 products, 30 % with
+// an Idempotency-Key of 36 characters) and reports the heap the ledger holds
+// per purchase. "catalog" sells each product in one promotion (10,000
+// promotion-product pairs); "any-pair" draws promotion and product apart,
+// the worst case for the per-pair window indexes (about 950,000 pairs);
+// "catalog-no-keys" is catalog without keys, to tell what the keys cost.
+func BenchmarkMemoryPerPurchase(b *testing.B) {
+	const n = 1_000_000
+	for _, layout := range []string{"catalog", "catalog-no-keys", "any-pair"} {
+		b.Run(layout, func(b *testing.B) {
+			for b.Loop() {
+				rng := rand.New(rand.NewPCG(1, 2))
+				purchase := func(i int) Purchase {
+					product := 1 + rng.Int64N(10_000)
+					promotion := 1 + product%1_000
+					if layout == "any-pair" {
+						promotion = 1 + rng.Int64N(1_000)
+					}
+					p := Purchase{
+						UserID: 1 + rng.Int64N(100_000), PromotionID: promotion, ProductID: product,
+						AmountCents: 1 + rng.Int64N(100_000),
+						IP:          fmt.Sprintf("10.%d.%d.%d", rng.IntN(256), rng.IntN(256), rng.IntN(256)),
+					}
+					if rng.IntN(10) < 3 && layout != "catalog-no-keys" {
+						p.IdempotencyKey = fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", i, rng.IntN(1<<16), rng.IntN(1<<16), rng.IntN(1<<16), rng.Int64N(1<<48))
+						p.Fingerprint = rng.Uint64()
+					}
+					return p
+				}
+				runtime.GC()
+				var before runtime.MemStats
+				runtime.ReadMemStats(&before)
+				l := openTestLedger(b)
+				start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+				batch := make([]Purchase, 0, 256)
+				for done, index := 0, uint64(1); done < n; index++ {
+					batch = batch[:0]
+					for len(batch) < cap(batch) && done < n {
+						batch = append(batch, purchase(done))
+						done++
+					}
+					at := start.Add(time.Duration(index) * time.Millisecond).UnixNano()
+					l.ApplyBatch([]*raft.Log{{Index: index, Type: raft.LogCommand, Data: EncodeBuyBatch(BuyBatch{LeaderTime: at, Purchases: batch})}})
+				}
+				runtime.GC()
+				var after runtime.MemStats
+				runtime.ReadMemStats(&after)
+				f := l.Footprint()
+				heap := float64(after.HeapInuse - before.HeapInuse)
+				b.ReportMetric(heap/n, "heap-B/purchase")
+				b.ReportMetric(heap/(1<<20), "heap-MiB")
+				b.ReportMetric(float64(f.WindowPoints), "window-points")
+				b.ReportMetric(float64(len(l.st.byPair)), "pairs")
+				b.ReportMetric(float64(f.IdempotencyKeys), "idempotency-keys")
+				runtime.KeepAlive(l)
+				l.Close()
+			}
+		})
 	}
 }

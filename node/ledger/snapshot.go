@@ -150,7 +150,7 @@ func (l *Ledger) Restore(rc io.ReadCloser) error {
 		discard(rc)
 		return err
 	}
-	st, applied, err := readSnapshot(rc, db)
+	st, applied, err := readSnapshot(rc, db, l.opts)
 	if err != nil {
 		discard(rc)
 		path := db.Path()
@@ -160,6 +160,7 @@ func (l *Ledger) Restore(rc io.ReadCloser) error {
 	}
 	l.mu.Lock()
 	old := l.db
+	st.idempotency.evictions = l.st.idempotency.evictions // a process-wide count
 	l.db, l.st = db, st
 	l.mu.Unlock()
 	if old != nil {
@@ -177,7 +178,7 @@ func (l *Ledger) Restore(rc io.ReadCloser) error {
 // restoreBatch is how many records Restore writes per bbolt transaction.
 const restoreBatch = 16384
 
-func readSnapshot(r io.Reader, db *bolt.DB) (*state, uint64, error) {
+func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error) {
 	br := &checksumReader{r: bufio.NewReaderSize(r, 256<<10), crc: crc32.New(crcTable)}
 	magic := make([]byte, len(snapshotMagic)+1)
 	if _, err := io.ReadFull(br, magic); err != nil {
@@ -201,7 +202,7 @@ func readSnapshot(r io.Reader, db *bolt.DB) (*state, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("read applied index: %w", err)
 	}
-	st := newState()
+	st := newState(opts)
 	st.lastRecordedAt = lastRecordedAt
 	nodeCount, err := binary.ReadUvarint(br)
 	if err != nil {
@@ -250,7 +251,12 @@ func readSnapshot(r io.Reader, db *bolt.DB) (*state, uint64, error) {
 			return nil, 0, err
 		}
 	}
+	// Records come in log order, so the bound has kept the same newest keys
+	// as Apply did (expiry and the bound both forget from the oldest end);
+	// the keys it dropped here had expired or been evicted on the member
+	// that wrote the snapshot, and are not this process's evictions.
 	st.idempotency.expire(lastRecordedAt - int64(IdempotencyRetention))
+	st.idempotency.evictions = 0
 	sum := br.crc.Sum32()
 	var trailer [4]byte
 	if _, err := io.ReadFull(br.r, trailer[:]); err != nil {

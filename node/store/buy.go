@@ -33,8 +33,17 @@ type inflightBatch struct {
 // Buy records a purchase through Raft and returns its result once the entry
 // is committed and applied. Concurrent purchases share Raft entries (group
 // commit): a batch forms from whatever is queued while earlier entries are
-// in flight. On a follower it returns ErrNotLeader.
+// in flight. On a follower it returns ErrNotLeader. While this node's disk
+// is nearly full it records nothing and returns ErrDiskFull.
 func (s *Store) Buy(ctx context.Context, p ledger.Purchase) (ledger.BuyResult, error) {
+	if err := s.disk.admit(); err != nil {
+		// A retry of a recorded purchase writes nothing: it still gets its
+		// answer, from this node's own copy of the table.
+		if res, ok := s.recordedRetry(p); ok {
+			return res, res.Err
+		}
+		return ledger.BuyResult{}, err
+	}
 	if s.raft.State() != raft.Leader {
 		if err := s.notLeaderError(); !errors.Is(err, ErrNotLeader) {
 			return ledger.BuyResult{}, err
@@ -61,13 +70,25 @@ func (s *Store) submitAsLeader(p ledger.Purchase) (*pendingBuy, *buyOutcome) {
 	if s.raft.State() != raft.Leader {
 		return nil, &buyOutcome{err: ErrNoLeader}
 	}
-	if p.IdempotencyKey != "" {
-		// A retry of a recorded purchase is answered without a log entry.
-		if res, ok := s.ledger.Lookup(p.IdempotencyKey, p.Fingerprint); ok {
-			return nil, &buyOutcome{result: res, err: res.Err}
-		}
+	// A retry of a recorded purchase is answered without a log entry.
+	if res, ok := s.recordedRetry(p); ok {
+		return nil, &buyOutcome{result: res, err: res.Err}
+	}
+	// Checked here too, not only where the purchase arrived: a follower's
+	// forwarded purchases are written to the leader's disk.
+	if err := s.disk.admit(); err != nil {
+		return nil, &buyOutcome{err: err}
 	}
 	return s.submit(s.buys, p)
+}
+
+// recordedRetry returns the recorded answer when p carries the
+// Idempotency-Key of a purchase this node has applied.
+func (s *Store) recordedRetry(p ledger.Purchase) (ledger.BuyResult, bool) {
+	if p.IdempotencyKey == "" {
+		return ledger.BuyResult{}, false
+	}
+	return s.ledger.Lookup(p.IdempotencyKey, p.Fingerprint)
 }
 
 // enqueue puts a purchase on a batching queue and waits for its outcome.

@@ -26,6 +26,7 @@ const (
 	outcomeNoLeader  byte = 3 // certainly not recorded
 	outcomeUnknown   byte = 4 // may be recorded
 	outcomeNotQueued byte = 5 // overloaded or closing: not recorded
+	outcomeDiskFull  byte = 7 // the leader's disk is nearly full: not recorded
 )
 
 // forwardTimeout bounds one forwarded batch.
@@ -71,6 +72,8 @@ func appendOutcome(buf []byte, o buyOutcome) []byte {
 		code = outcomeNoLeader
 	case errors.Is(o.err, ErrOverloaded), errors.Is(o.err, ErrClosed):
 		code = outcomeNotQueued
+	case errors.Is(o.err, ErrDiskFull):
+		code = outcomeDiskFull
 	default:
 		code = outcomeUnknown
 	}
@@ -116,6 +119,8 @@ func decodeOutcomes(raw []byte, n int) ([]buyOutcome, error) {
 			out[i].err = ErrNoLeader
 		case outcomeNotQueued:
 			out[i].err = ErrOverloaded
+		case outcomeDiskFull:
+			out[i].err = fmt.Errorf("%w on the leader", ErrDiskFull)
 		default:
 			out[i].err = ErrOutcomeUnknown
 		}

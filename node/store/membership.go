@@ -83,6 +83,8 @@ func (s *Store) Status() adminapi.Status {
 	if id := s.currentIdentity(); id != nil {
 		st.ClusterID, st.Incarnation = id.ClusterID, id.Incarnation
 	}
+	// Disk space, as last measured.
+	st.DiskFreeBytes, st.DiskTotalBytes, st.DiskPressure = s.disk.usage()
 	return st
 }
 

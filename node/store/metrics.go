@@ -121,6 +121,23 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			func() float64 { return float64(s.ledger.Footprint().WindowPoints) }),
 		gauge("buytracker_idempotency_keys", "Idempotency-Keys remembered.",
 			func() float64 { return float64(s.ledger.Footprint().IdempotencyKeys) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "buytracker_idempotency_evictions_total",
+			Help: "Idempotency-Keys forgotten before their 24 h because the table was full (--idempotency-max-keys).",
+		}, func() float64 { return float64(s.ledger.Footprint().IdempotencyEvictions) }),
+		gauge("buytracker_raft_log_cache_bytes", "Data bytes of the recent Raft log entries kept in memory.",
+			func() float64 { return float64(s.logCache.size()) }),
+		gauge("buytracker_disk_free_bytes", "Free bytes on the data dir's file system, as last measured.",
+			func() float64 { free, _, _ := s.disk.usage(); return float64(free) }),
+		gauge("buytracker_disk_total_bytes", "Size of the data dir's file system in bytes.",
+			func() float64 { _, total, _ := s.disk.usage(); return float64(total) }),
+		gauge("buytracker_disk_pressure", "1 while new purchases are refused because the disk is nearly full, else 0.",
+			func() float64 {
+				if _, _, p := s.disk.usage(); p {
+					return 1
+				}
+				return 0
+			}),
 	)
 	return m
 }
@@ -144,6 +161,8 @@ func (f *instrumentedFSM) ApplyBatch(logs []*raft.Log) []any {
 type timedLogStore struct {
 	raft.LogStore
 	duration prometheus.Observer
+	// failed is told of every failed write.
+	failed func(error)
 }
 
 func (t timedLogStore) StoreLog(l *raft.Log) error {
@@ -154,6 +173,9 @@ func (t timedLogStore) StoreLogs(logs []*raft.Log) error {
 	start := time.Now()
 	err := t.LogStore.StoreLogs(logs)
 	t.duration.Observe(time.Since(start).Seconds())
+	if err != nil && t.failed != nil {
+		t.failed(err)
+	}
 	return err
 }
 

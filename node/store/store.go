@@ -76,6 +76,19 @@ type Config struct {
 	// (docs/benchmarks.md).
 	MaxBatch, MaxInflight int
 
+	// MinFreeDisk is the free-space watermark of the data dir's file
+	// system, in bytes: below it new purchases answer ErrDiskFull. Zero
+	// sets no watermark (a write that fails for lack of space still puts
+	// the node under pressure).
+	MinFreeDisk uint64
+	// IdempotencyMaxKeys bounds the Idempotency-Keys remembered; the
+	// oldest by log position go first. Zero picks the ledger's default.
+	// Every member must use the same value (see ledger.Options).
+	IdempotencyMaxKeys int
+	// LogCacheBytes bounds the data of the recent log entries kept in
+	// memory; zero picks 32 MiB.
+	LogCacheBytes int
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -101,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = 2
+	}
+	if c.LogCacheBytes == 0 {
+		c.LogCacheBytes = 32 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -132,6 +148,8 @@ type Store struct {
 	identityMu   sync.Mutex
 	identity     *dataIdentity
 	votesRefused atomic.Bool
+	disk         *diskSpace
+	logCache     *logCache
 
 	buys    chan *pendingBuy
 	batches chan inflightBatch
@@ -192,17 +210,24 @@ func Open(cfg Config) (*Store, error) {
 		stop:          make(chan struct{}),
 		identity:      dirState.identity,
 	}
-	if s.ledger, err = ledger.Open(filepath.Join(cfg.DataDir, "ledger"), s.logger); err != nil {
+	ledgerOpts := ledger.Options{MaxIdempotencyKeys: cfg.IdempotencyMaxKeys}
+	if s.ledger, err = ledger.OpenWith(filepath.Join(cfg.DataDir, "ledger"), s.logger, ledgerOpts); err != nil {
 		return nil, err
 	}
+	s.disk = newDiskSpace(cfg.DataDir, cfg.MinFreeDisk, s.logger)
+	s.disk.check()
 	s.metrics = newStoreMetrics(cfg.Registerer, s)
 	s.addrs = newAddressBook(cfg.InitialCluster)
 	if err := s.startRaft(raftDir); err != nil {
 		s.closeStores()
 		return nil, err
 	}
-	s.wg.Add(8)
+	s.wg.Add(9)
 	go s.refreshAddressBook()
+	go func() {
+		defer s.wg.Done()
+		s.disk.run(s.stop)
+	}()
 	go s.runFollowerReadIndex()
 	go s.runBatcher()
 	go s.runForwarder()
@@ -262,10 +287,8 @@ func (s *Store) startRaft(raftDir string) error {
 	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics}
 	// The leader sends each new entry to every follower right after writing
 	// it; the cache spares reading it back from bbolt and decoding it again.
-	logs, err := raft.NewLogCache(logCacheEntries, timedLogStore{LogStore: s.logStore, duration: s.metrics.logStoreDuration})
-	if err != nil {
-		return fmt.Errorf("create log cache: %w", err)
-	}
+	logs := newLogCache(timedLogStore{LogStore: s.logStore, duration: s.metrics.logStoreDuration, failed: s.disk.writeFailed}, logCacheEntries, s.cfg.LogCacheBytes)
+	s.logCache = logs
 	// A node that has not decided how it takes part refuses votes from the
 	// first RPC on.
 	fresh := !hasState
@@ -417,8 +440,12 @@ func (s *Store) Leader() (ledger.NodeInfo, bool) {
 }
 
 // Ready reports whether the node is a member that knows a leader and has
-// applied close to the commit index. The reason says what is missing.
+// applied close to the commit index, with room on its disk. The reason says
+// what is missing.
 func (s *Store) Ready() (bool, string) {
+	if s.disk.pressure.Load() {
+		return false, s.disk.reason()
+	}
 	leader, ok := s.Leader()
 	if !ok {
 		return false, "no leader known"

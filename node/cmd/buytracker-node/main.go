@@ -37,6 +37,11 @@ func main() {
 	}
 }
 
+// defaultMinFreeDisk is the free-space watermark without --min-free-disk:
+// room for the purchases in flight and a few seconds of full-speed writes
+// after the once-a-second check (docs/node.md).
+const defaultMinFreeDisk = 64 << 20
+
 type options struct {
 	id, dataDir                       string
 	httpAddr, adminAddr, raftAddr     string
@@ -48,6 +53,8 @@ type options struct {
 	snapshotInterval, requestTimeout  time.Duration
 	snapshotThreshold, trailingLogs   uint64
 	logLevel                          string
+	minFreeDisk, logCacheBytes        byteSize
+	idempotencyMaxKeys                int
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -72,6 +79,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.Uint64Var(&o.trailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "how long a request waits for a commit before answering 504")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.minFreeDisk = defaultMinFreeDisk
+	fs.Var(&o.minFreeDisk, "min-free-disk", "free space the data dir's file system keeps: below it new purchases answer 507 (a byte count or a size such as 64Mi; 0 sets no watermark)")
+	fs.IntVar(&o.idempotencyMaxKeys, "idempotency-max-keys", 1_000_000, "Idempotency-Keys remembered at most; the oldest go first (every member must use the same value)")
+	o.logCacheBytes = 32 << 20
+	fs.Var(&o.logCacheBytes, "log-cache-bytes", "memory for recent Raft log entries (a byte count or a size such as 32Mi)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -80,6 +92,12 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.id == "" || o.dataDir == "" {
 		return nil, errors.New("--id and --data-dir are required")
+	}
+	if o.idempotencyMaxKeys < 1 {
+		return nil, fmt.Errorf("--idempotency-max-keys must be at least 1, not %d", o.idempotencyMaxKeys)
+	}
+	if o.logCacheBytes < 1<<20 || o.logCacheBytes > 1<<40 {
+		return nil, fmt.Errorf("--log-cache-bytes must be from 1Mi to 1Ti, not %d", o.logCacheBytes)
 	}
 	return o, nil
 }
@@ -236,7 +254,9 @@ func run(args []string) error {
 		HeartbeatTimeout: o.heartbeatTimeout, ElectionTimeout: o.electionTimeout,
 		SnapshotThreshold: o.snapshotThreshold, SnapshotInterval: o.snapshotInterval,
 		TrailingLogs: o.trailingLogs,
-		Logger:       logger, Registerer: registry,
+		MinFreeDisk:  uint64(o.minFreeDisk), IdempotencyMaxKeys: o.idempotencyMaxKeys,
+		LogCacheBytes: int(o.logCacheBytes),
+		Logger:        logger, Registerer: registry,
 	}))
 	if err != nil {
 		return err
