@@ -9,9 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/buytracker/buytracker/node/ledger"
 )
@@ -19,11 +19,12 @@ import (
 // maxBodyBytes is the largest POST /buy body accepted.
 const maxBodyBytes = 64 << 10
 
-// maxAmountCents is 99999999.99 in cents.
-const maxAmountCents = 99_999_999_99
+// maxAmountCents is the ledger's bound, which the decoders parse against.
+const maxAmountCents = ledger.MaxAmountCents
 
 // buyRequest is the POST /buy body. Fields stay raw so that each rule can
 // be checked exactly (integers are not floats, amounts keep their digits).
+// buyFields lists the same names.
 type buyRequest struct {
 	UserID        json.RawMessage `json:"user_id"`
 	PromotionID   json.RawMessage `json:"promotion_id"`
@@ -32,6 +33,9 @@ type buyRequest struct {
 	IPAddress     json.RawMessage `json:"ip_address"`
 	Timestamp     json.RawMessage `json:"timestamp"`
 }
+
+// buyFields are buyRequest's JSON names, spelled exactly.
+var buyFields = [...]string{"user_id", "promotion_id", "product_id", "product_amount", "ip_address", "timestamp"}
 
 // readBuyBody checks the content type and reads at most maxBodyBytes. A
 // body of known length goes into buf when it fits (buf's capacity).
@@ -67,8 +71,14 @@ func readBuyBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, *a
 // remoteIP is used when the body names no ip_address; key is the
 // Idempotency-Key header, already checked. Bodies of the usual plain shape
 // take a fast path (decode_fast.go); everything else, and every rejection,
-// goes through the strict decoder, so errors are always its errors.
+// goes through the strict decoder, so errors are always its errors. Both
+// end with ledger.ValidatePurchase, the rules every recorded purchase meets.
 func decodeBuy(body []byte, remoteIP, key string) (ledger.Purchase, *apiError) {
+	// A link-local peer's address carries its zone, which a stored address
+	// must not.
+	if i := strings.IndexByte(remoteIP, '%'); i >= 0 {
+		remoteIP = remoteIP[:i]
+	}
 	if p, ok := decodeBuyFast(body, remoteIP, key); ok {
 		return p, nil
 	}
@@ -85,6 +95,9 @@ func decodeBuyStrict(body []byte, remoteIP, key string) (ledger.Purchase, *apiEr
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return ledger.Purchase{}, badRequest("invalid_json", "", "the body must hold exactly one JSON object")
+	}
+	if aerr := checkFieldNames(body); aerr != nil {
+		return ledger.Purchase{}, aerr
 	}
 	var p ledger.Purchase
 	var aerr *apiError
@@ -105,6 +118,9 @@ func decodeBuyStrict(body []byte, remoteIP, key string) (ledger.Purchase, *apiEr
 		return ledger.Purchase{}, aerr
 	}
 	if givenIP != "" {
+		if len(givenIP) > ledger.MaxIPLength {
+			return ledger.Purchase{}, badRequest("invalid_ip_address", "ip_address", "ip_address must be at most 45 characters")
+		}
 		addr, err := netip.ParseAddr(givenIP)
 		if err != nil || addr.Zone() != "" {
 			return ledger.Purchase{}, badRequest("invalid_ip_address", "ip_address", "ip_address must be an IPv4 or IPv6 address")
@@ -117,14 +133,67 @@ func decodeBuyStrict(body []byte, remoteIP, key string) (ledger.Purchase, *apiEr
 	if p.ClientTimestamp, aerr = optionalString("timestamp", req.Timestamp); aerr != nil {
 		return ledger.Purchase{}, aerr
 	}
-	if p.ClientTimestamp != "" {
-		if _, err := time.Parse(time.RFC3339Nano, p.ClientTimestamp); err != nil {
-			return ledger.Purchase{}, badRequest("invalid_timestamp", "timestamp", "timestamp must be an RFC 3339 time such as 2026-11-25T10:00:00Z")
-		}
-	}
 	p.IdempotencyKey = key
+	if err := ledger.ValidatePurchase(&p); err != nil {
+		return ledger.Purchase{}, invalidPurchase(err)
+	}
 	p.Fingerprint = fingerprint(&p, givenIP)
 	return p, nil
+}
+
+// checkFieldNames refuses what encoding/json lets through: a field named
+// twice (it keeps the last) and a name that differs from a field's only in
+// case (it matches names case-insensitively), so {"user_id":1,"User_Id":5}
+// would record user 5. body is one valid JSON object.
+func checkFieldNames(body []byte) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		return jsonError(err)
+	}
+	var seen [len(buyFields)]bool
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return jsonError(err)
+		}
+		name, _ := tok.(string)
+		i := slices.Index(buyFields[:], name)
+		switch {
+		case i < 0:
+			return badRequest("unknown_field", name, fmt.Sprintf("unknown field %q (field names are case-sensitive)", name))
+		case seen[i]:
+			return badRequest("duplicate_field", name, fmt.Sprintf("field %q is given more than once", name))
+		}
+		seen[i] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return jsonError(err)
+		}
+	}
+	return nil
+}
+
+// invalidPurchase answers a purchase that ledger.ValidatePurchase refused,
+// naming its field.
+func invalidPurchase(err error) *apiError {
+	var invalid *ledger.InvalidPurchaseError
+	if !errors.As(err, &invalid) {
+		return badRequest("invalid_purchase", "", "the purchase breaks the rules of POST /buy: "+err.Error())
+	}
+	code := "invalid_purchase"
+	switch invalid.Field {
+	case "user_id", "promotion_id", "product_id":
+		code = "invalid_id"
+	case "product_amount":
+		code = "amount_out_of_range"
+	case "ip_address":
+		code = "invalid_ip_address"
+	case "timestamp":
+		code = "invalid_timestamp"
+	case "Idempotency-Key":
+		code = "invalid_idempotency_key"
+	}
+	return badRequest(code, invalid.Field, invalid.Field+" "+invalid.Reason)
 }
 
 func jsonError(err error) *apiError {
@@ -230,19 +299,6 @@ func optionalString(field string, raw json.RawMessage) (string, *apiError) {
 		return "", badRequest("invalid_"+field, field, field+" must be a string")
 	}
 	return s, nil
-}
-
-// validIdempotencyKey reports whether k is 1..128 printable ASCII characters.
-func validIdempotencyKey(k string) bool {
-	if len(k) < 1 || len(k) > 128 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] < 0x20 || k[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // fingerprint identifies what the client asked for (not the address it came

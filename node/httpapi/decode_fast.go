@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/buytracker/buytracker/node/ledger"
 )
@@ -97,11 +96,11 @@ func decodeBuyFast(body []byte, remoteIP, key string) (p ledger.Purchase, ok boo
 	}
 	if len(timestamp) > 0 {
 		p.ClientTimestamp = string(timestamp)
-		if _, err := time.Parse(time.RFC3339Nano, p.ClientTimestamp); err != nil {
-			return ledger.Purchase{}, false
-		}
 	}
 	p.IdempotencyKey = key
+	if ledger.ValidatePurchase(&p) != nil {
+		return ledger.Purchase{}, false
+	}
 	p.Fingerprint = fingerprint(&p, ip)
 	return p, true
 }

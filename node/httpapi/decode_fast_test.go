@@ -46,6 +46,11 @@ var fastPathSeeds = []string{
 	`{"user_id":1,"promotion_id":2,"product_id":3,"product_amount":1,"timestamp":null}`,
 	`{"user_id":1e2,"promotion_id":2,"product_id":3,"product_amount":1}`,
 	`{"user_id":1,"promotion_id":2,"product_id":3,"product_amount":1}x`,
+	`{"user_id":1,"User_Id":5,"promotion_id":2,"product_id":3,"product_amount":1}`,
+	`{"user_id":1,"promotion_id":2,"product_id":3,"product_amount":1,"timestamp":"2026-11-25T10:00:00.1111111111111111111111111111111111111111111Z"}`,
+	`{"user_id":1,"promotion_id":2,"product_id":3,"product_amount":1,"timestamp":"2026-11-25T10:00:00.11111111111111111111111111111111111111111111Z"}`,
+	`{"user_id":1,"promotion_id":2,"product_id":3,"product_amount":1,"ip_address":"0000:0000:0000:0000:0000:ffff:255.255.255.255"}`,
+	`{"user_id":1,"promotion_id":2,"product_id":3,"product_amount":1,"ip_address":"0000:0000:0000:0000:0000:ffff:255.255.255.255%"}`,
 }
 
 // TestDecodeBuyFastAgreesWithStrict runs the seeds and many random bodies of
@@ -55,8 +60,9 @@ func TestDecodeBuyFastAgreesWithStrict(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	pieces := []string{"0", "1", "9223372036854775807", "9223372036854775808", "-1", "01", "1.5", "1e2", `"2"`, "null",
 		`"19.99"`, `"0.1"`, `"99999999.99"`, `"100000000.00"`, "99999999.99", "100000000", `""`, `"1.2.3.4"`, `"::1"`,
-		`"fe80::1%eth0"`, `"2026-11-25T10:00:00Z"`, `"2026-11-25T10:00:00.123+01:00"`, `"yesterday"`, `"\u0031"`, "true", "{}", "[]"}
-	fields := []string{"user_id", "promotion_id", "product_id", "product_amount", "ip_address", "timestamp", "User_Id", "other"}
+		`"fe80::1%eth0"`, `"2026-11-25T10:00:00Z"`, `"2026-11-25T10:00:00.123+01:00"`, `"yesterday"`, `"\u0031"`, "true", "{}", "[]",
+		`"2026-11-25T10:00:00.1111111111111111111111111111111111111111111Z"`, `"2026-11-25T10:00:00.11111111111111111111111111111111111111111111Z"`}
+	fields := []string{"user_id", "promotion_id", "product_id", "product_amount", "ip_address", "timestamp", "User_Id", "Timestamp", "other"}
 	for range 20000 {
 		b := []byte{'{'}
 		for k := range 4 + rng.IntN(4) {

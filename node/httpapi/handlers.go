@@ -28,9 +28,11 @@ type buyResponse struct {
 
 func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get("Idempotency-Key")
-	if _, present := r.Header["Idempotency-Key"]; present && !validIdempotencyKey(key) {
-		writeError(w, badRequest("invalid_idempotency_key", "Idempotency-Key", "Idempotency-Key must be 1 to 128 printable ASCII characters"))
-		return
+	if _, present := r.Header["Idempotency-Key"]; present {
+		if err := ledger.ValidateIdempotencyKey(key); err != nil {
+			writeError(w, invalidPurchase(err))
+			return
+		}
 	}
 	bp := bodyBuffers.Get().(*[]byte)
 	defer func() {

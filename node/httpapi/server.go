@@ -99,6 +99,9 @@ func storeError(err error) (e *apiError, forwardable bool) {
 			message: "nothing was recorded: " + err.Error() + "; retry later"}, false
 	case errors.Is(err, store.ErrOutcomeUnknown):
 		return &apiError{status: http.StatusGatewayTimeout, code: "commit_timeout", message: "the commit was not confirmed in time; the outcome is unknown: retry with the same Idempotency-Key"}, false
+	case errors.Is(err, ledger.ErrInvalidPurchase):
+		// The leader's rules refused what this node's decoder accepted.
+		return invalidPurchase(err), false
 	case errors.Is(err, ledger.ErrIdempotencyConflict):
 		return &apiError{status: http.StatusUnprocessableEntity, code: "idempotency_key_reused", message: "this Idempotency-Key was already used for a different purchase"}, false
 	default:

@@ -43,7 +43,8 @@ type BuyResult struct {
 	// Replayed is true when an Idempotency-Key matched an earlier purchase
 	// and this is that purchase's result.
 	Replayed bool
-	// Err is ErrIdempotencyConflict or nil.
+	// Err is ErrIdempotencyConflict, an error wrapping ErrInvalidPurchase
+	// (the purchase was not recorded and used no id), or nil.
 	Err error
 }
 
@@ -263,7 +264,11 @@ func appendBucket(tx *bolt.Tx) *bolt.Bucket {
 	return b
 }
 
-// applyBuys records a batch of purchases, encoding them onto arena.
+// applyBuys records a batch of purchases, encoding them onto arena. A
+// purchase that breaks the rules is skipped, the same way on every replica:
+// leaders validate before they propose, so only a log written by an older
+// version or by hand holds one, and stopping on it would stop every member
+// at the same entry, for ever.
 func (s *state) applyBuys(bucket *bolt.Bucket, index uint64, batch BuyBatch, arena []byte) ([]BuyResult, []byte) {
 	at := max(batch.LeaderTime, s.lastRecordedAt)
 	s.lastRecordedAt = at
@@ -271,6 +276,10 @@ func (s *state) applyBuys(bucket *bolt.Bucket, index uint64, batch BuyBatch, are
 	results := make([]BuyResult, len(batch.Purchases))
 	for i := range batch.Purchases {
 		p := &batch.Purchases[i]
+		if err := ValidatePurchase(p); err != nil {
+			results[i] = BuyResult{Index: index, Err: err}
+			continue
+		}
 		if p.IdempotencyKey != "" {
 			if prior, ok := s.idempotency.get(p.IdempotencyKey); ok {
 				results[i] = prior.result()
@@ -415,7 +424,10 @@ func (l *Ledger) Stats(q StatsQuery, now time.Time) Stats {
 func (l *Ledger) Records(after uint64, limit int) ([]Record, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	out := make([]Record, 0, min(limit, int(l.st.count-min(after, l.st.count))))
+	if after >= l.st.count {
+		return nil, nil // and after+1 below cannot overflow
+	}
+	out := make([]Record, 0, min(uint64(limit), l.st.count-after))
 	err := l.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(purchasesBucket).Cursor()
 		for k, v := c.Seek(recordKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {

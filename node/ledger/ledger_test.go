@@ -238,7 +238,7 @@ func buyEntry(index uint64, at int64, ps ...Purchase) *raft.Log {
 
 func TestRecordedTimeNeverGoesBackwards(t *testing.T) {
 	l := openTestLedger(t)
-	p := Purchase{UserID: 1, PromotionID: 1, ProductID: 1, AmountCents: 100}
+	p := Purchase{UserID: 1, PromotionID: 1, ProductID: 1, AmountCents: 100, IP: "192.0.2.1"}
 	res := l.ApplyBatch([]*raft.Log{buyEntry(1, 1000, p), buyEntry(2, 500, p), buyEntry(3, 2000, p)})
 	var got []int64
 	for _, r := range res {
@@ -252,10 +252,10 @@ func TestRecordedTimeNeverGoesBackwards(t *testing.T) {
 func TestIdempotencyKeys(t *testing.T) {
 	l := openTestLedger(t)
 	day := int64(IdempotencyRetention)
-	p := Purchase{UserID: 1, PromotionID: 1, ProductID: 1, AmountCents: 100, IdempotencyKey: "k", Fingerprint: 7}
+	p := Purchase{UserID: 1, PromotionID: 1, ProductID: 1, AmountCents: 100, IP: "192.0.2.1", IdempotencyKey: "k", Fingerprint: 7}
 	other := p
 	other.Fingerprint = 8
-	plain := Purchase{UserID: 2, PromotionID: 1, ProductID: 1, AmountCents: 1}
+	plain := Purchase{UserID: 2, PromotionID: 1, ProductID: 1, AmountCents: 1, IP: "192.0.2.1"}
 
 	first := l.ApplyBatch([]*raft.Log{buyEntry(1, 10, p, p, other)})[0].([]BuyResult)
 	if first[0].Replayed || first[0].PurchaseID != 1 {

@@ -8,6 +8,14 @@ import (
 // recordV1 is the version byte of an encoded Record.
 const recordV1 byte = 1
 
+// maxRecordBytes is the most an encoded record of a purchase that passes
+// ValidatePurchase takes: version byte, three 64-bit varints (id, recorded
+// time, index), four more (ids and amount), three length-prefixed strings at
+// their longest, and the fingerprint. Restore refuses anything longer before
+// it reads it.
+const maxRecordBytes = 1 + 3*binary.MaxVarintLen64 + 4*binary.MaxVarintLen64 +
+	(1 + MaxIPLength) + (1 + MaxTimestampLength) + (2 + MaxIdempotencyKeyLength) + 8
+
 // Record is one stored purchase: what the client sent plus what the cluster
 // assigned to it.
 type Record struct {

@@ -225,8 +225,10 @@ func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error
 				if err != nil {
 					return fmt.Errorf("read record length: %w", err)
 				}
-				if n > 1<<20 {
-					return fmt.Errorf("record of %d bytes", n)
+				// Restore accepts exactly what apply records: no longer than a
+				// valid purchase can be, and valid.
+				if n > maxRecordBytes {
+					return fmt.Errorf("record %d: %d bytes, more than a valid purchase takes (%d)", done+1, n, maxRecordBytes)
 				}
 				raw := make([]byte, n) // bbolt holds on to it until commit
 				if _, err := io.ReadFull(br, raw); err != nil {
@@ -238,6 +240,9 @@ func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error
 				}
 				if rec.ID != done+1 {
 					return fmt.Errorf("record %d where %d was expected", rec.ID, done+1)
+				}
+				if err := ValidatePurchase(&rec.Purchase); err != nil {
+					return fmt.Errorf("record %d: %w", rec.ID, err)
 				}
 				if err := b.Put(recordKey(rec.ID), raw); err != nil {
 					return err

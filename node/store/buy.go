@@ -64,9 +64,14 @@ func (s *Store) buyAsLeader(ctx context.Context, p ledger.Purchase) (ledger.BuyR
 }
 
 // submitAsLeader queues a purchase for the leader's group commit. When the
-// purchase needs no log entry (an Idempotency-Key retry) or cannot be queued,
-// it returns the outcome instead.
+// purchase needs no log entry (an Idempotency-Key retry), breaks the rules or
+// cannot be queued, it returns the outcome instead. Every purchase the leader
+// proposes passes here, its own and its followers' alike, so nothing invalid
+// reaches the log.
 func (s *Store) submitAsLeader(p ledger.Purchase) (*pendingBuy, *buyOutcome) {
+	if err := ledger.ValidatePurchase(&p); err != nil {
+		return nil, &buyOutcome{err: err}
+	}
 	if s.raft.State() != raft.Leader {
 		return nil, &buyOutcome{err: ErrNoLeader}
 	}
@@ -224,7 +229,7 @@ func (s *Store) runCompleter() {
 		recorded := 0
 		for i, pb := range b.buys {
 			pb.done <- buyOutcome{result: results[i], err: results[i].Err}
-			if !results[i].Replayed {
+			if !results[i].Replayed && results[i].Err == nil {
 				recorded++
 			}
 		}

@@ -26,6 +26,7 @@ const (
 	outcomeNoLeader  byte = 3 // certainly not recorded
 	outcomeUnknown   byte = 4 // may be recorded
 	outcomeNotQueued byte = 5 // overloaded or closing: not recorded
+	outcomeInvalid   byte = 6 // refused by ledger.ValidatePurchase: not recorded
 	outcomeDiskFull  byte = 7 // the leader's disk is nearly full: not recorded
 )
 
@@ -68,6 +69,8 @@ func appendOutcome(buf []byte, o buyOutcome) []byte {
 	case o.err == nil:
 	case errors.Is(o.err, ledger.ErrIdempotencyConflict):
 		code = outcomeConflict
+	case errors.Is(o.err, ledger.ErrInvalidPurchase):
+		code = outcomeInvalid
 	case errors.Is(o.err, ErrNotLeader), errors.Is(o.err, ErrNoLeader):
 		code = outcomeNoLeader
 	case errors.Is(o.err, ErrOverloaded), errors.Is(o.err, ErrClosed):
@@ -121,6 +124,10 @@ func decodeOutcomes(raw []byte, n int) ([]buyOutcome, error) {
 			out[i].err = ErrOverloaded
 		case outcomeDiskFull:
 			out[i].err = fmt.Errorf("%w on the leader", ErrDiskFull)
+		case outcomeInvalid:
+			// The code carries no field: the follower's own decoder
+			// accepted the purchase, so the leader's rules differ from it.
+			out[i].err = fmt.Errorf("the leader refused the purchase: %w", ledger.ErrInvalidPurchase)
 		default:
 			out[i].err = ErrOutcomeUnknown
 		}
