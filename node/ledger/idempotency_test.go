@@ -24,7 +24,7 @@ func openBoundedLedger(t *testing.T, maxKeys int) *Ledger {
 func TestIdempotencyBoundForgetsTheOldestKeysByLogPosition(t *testing.T) {
 	l := openBoundedLedger(t, 3)
 	keyed := func(key string) Purchase {
-		return Purchase{UserID: 1, PromotionID: 1, ProductID: 1, AmountCents: 100, IdempotencyKey: key, Fingerprint: 7}
+		return Purchase{UserID: 1, PromotionID: 1, ProductID: 1, AmountCents: 100, IP: "10.0.0.1", IdempotencyKey: key, Fingerprint: 7}
 	}
 	// k1 and k2 in one entry, then one key per entry; every time within
 	// the retention, so only the bound forgets.
