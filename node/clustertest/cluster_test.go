@@ -415,7 +415,7 @@ func TestAdminAPIRequiresTheToken(t *testing.T) {
 	c := Start(t, 3)
 	leader := c.WaitLeader(10 * time.Second)
 	for _, token := range []string{"", "wrong"} {
-		bad, err := adminapi.NewClient(leader.AdminURL, token, nil)
+		bad, err := adminapi.NewClient(leader.AdminURL, token, c.AdminHTTPClient())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,6 +63,9 @@ type Cluster struct {
 	nodes      map[string]*Node
 	initial    string
 	client     *http.Client
+	// ca issues the members' certificates; nil when the cluster runs on
+	// plain TCP (StartPlain).
+	ca *clusterCA
 }
 
 // Node is one node process.
@@ -114,6 +117,18 @@ func StartSome(t testing.TB, n int, ids ...string) *Cluster {
 	return c
 }
 
+// StartPlain is Start without --tls-dir: members talk plain TCP, as a node
+// run for local development without certificates does.
+func StartPlain(t testing.TB, n int, extraFlags ...string) *Cluster {
+	t.Helper()
+	c := newClusterWith(t, n, nil, extraFlags, false)
+	for _, node := range c.Nodes() {
+		node.start(c)
+	}
+	c.WaitLeader(30 * time.Second)
+	return c
+}
+
 func startWith(t testing.TB, n int, dataDir func(id string) string, extraFlags []string) *Cluster {
 	t.Helper()
 	c := newCluster(t, n, dataDir, extraFlags)
@@ -125,10 +140,17 @@ func startWith(t testing.TB, n int, dataDir func(id string) string, extraFlags [
 }
 
 func newCluster(t testing.TB, n int, dataDir func(id string) string, extraFlags []string) *Cluster {
+	return newClusterWith(t, n, dataDir, extraFlags, true)
+}
+
+func newClusterWith(t testing.TB, n int, dataDir func(id string) string, extraFlags []string, withTLS bool) *Cluster {
 	c := &Cluster{
 		t: t, dir: t.TempDir(), bin: Binary(t), token: "test-token",
 		ExtraFlags: extraFlags, nodes: map[string]*Node{},
 		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+	if withTLS {
+		c.ca = newClusterCA(t, filepath.Join(c.dir, "tls"))
 	}
 	var parts []string
 	for i := 1; i <= n; i++ {
@@ -186,6 +208,9 @@ func (c *Cluster) newNode(id string, initial bool) *Node {
 		dataDir: filepath.Join(c.dir, id), logPath: filepath.Join(c.dir, id+".log"), initial: initial,
 	}
 	n.HTTPURL, n.AdminURL = "http://"+n.httpAddr, "http://"+n.admAddr
+	if c.ca != nil {
+		n.AdminURL = "https://" + n.admAddr
+	}
 	c.mu.Lock()
 	c.nodes[id] = n
 	c.mu.Unlock()
@@ -210,6 +235,9 @@ func (n *Node) start(c *Cluster) {
 	}
 	if n.initial {
 		args = append(args, "--initial-cluster="+c.initial)
+	}
+	if c.ca != nil {
+		args = append(args, "--tls-dir="+c.ca.issue(c.t, n.ID))
 	}
 	args = append(args, c.ExtraFlags...)
 	logFile, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -324,11 +352,20 @@ func (c *Cluster) Node(id string) *Node {
 
 // Admin returns an admin client for n.
 func (c *Cluster) Admin(n *Node) *adminapi.Client {
-	cl, err := adminapi.NewClient(n.AdminURL, c.token, nil)
+	cl, err := adminapi.NewClient(n.AdminURL, c.token, c.AdminHTTPClient())
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return cl
+}
+
+// AdminHTTPClient is an HTTP client for the nodes' admin APIs: it trusts
+// the cluster's CA when the members run with TLS.
+func (c *Cluster) AdminHTTPClient() *http.Client {
+	if c.ca == nil {
+		return nil
+	}
+	return c.ca.adminHTTPClient()
 }
 
 // Eventually polls cond until it returns nil or timeout passes, then fails

@@ -249,13 +249,10 @@ func (s *Store) rejoin(req rejoinRequest) (uint64, error) {
 	case string(srv.Address) != req.Address && req.Address != "":
 		f = s.raft.AddNonvoter(srv.ID, raft.ServerAddress(req.Address), 0, membershipTimeout)
 	default:
-		// Already a non-voter: the configuration that says so is the
-		// latest one.
-		cf := s.raft.GetConfiguration()
-		if err := cf.Error(); err != nil {
-			return 0, err
-		}
-		return cf.Index(), nil
+		// Already a non-voter: the configuration that says so is in the
+		// log at or below its last index (GetConfiguration's future
+		// carries no index).
+		return s.raft.LastIndex(), nil
 	}
 	if err := f.Error(); err != nil {
 		return 0, fmt.Errorf("take %s back as a non-voter: %w", req.ID, s.mapRaftError(err))
