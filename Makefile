@@ -50,8 +50,9 @@ test-hack: ## Tests of the benchmark and image tooling under hack/ (hack/chart r
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/buytracker-node.
+build: ## Build bin/buytracker-node (and bin/buytracker-certs, which issues make run's certificates).
 	$(GO) build -o $(LOCALBIN)/buytracker-node ./node/cmd/buytracker-node
+	$(GO) build -o $(LOCALBIN)/buytracker-certs ./hack/certs
 
 .PHONY: run
 run: build ## Run a local cluster of three nodes on 127.0.0.1 (data in .run/, Ctrl-C stops it).

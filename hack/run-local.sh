@@ -8,11 +8,18 @@ cd "$(dirname "$0")/.."
 
 data=${1:-.run}
 bin=${BUYTRACKER_NODE:-bin/buytracker-node}
-[ -x "$bin" ] || { echo "run-local: $bin is missing: run 'make build' first" >&2; exit 1; }
+certs=${BUYTRACKER_CERTS:-bin/buytracker-certs}
+for b in "$bin" "$certs"; do
+  [ -x "$b" ] || { echo "run-local: $b is missing: run 'make build' first" >&2; exit 1; }
+done
 mkdir -p "$data"
+chmod 700 "$data"
 token="$data/admin-token"
 [ -s "$token" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token"
 chmod 600 "$token"
+# Mutual TLS between the members, as under the operator: a local CA and one
+# certificate per member, kept across runs and renewed when near expiry.
+"$certs" -dir "$data/tls" -ids n1,n2,n3 -ips 127.0.0.1 -dns localhost >/dev/null
 
 ids=(n1 n2 n3)
 cluster="n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003"
@@ -30,7 +37,7 @@ for i in 1 2 3; do
   id=${ids[$((i - 1))]}
   "$bin" --id="$id" --data-dir="$data/$id" \
     --http-addr="127.0.0.1:808$i" --admin-addr="127.0.0.1:918$i" --raft-addr="127.0.0.1:700$i" \
-    --initial-cluster="$cluster" --admin-token-file="$token" \
+    --initial-cluster="$cluster" --admin-token-file="$token" --tls-dir="$data/tls/$id" \
     2>>"$data/$id.log" &
   pids+=($!)
 done
@@ -45,7 +52,8 @@ done
 cat <<INFO
 buytracker: three nodes running (logs in $data/n*.log)
   client URLs: http://127.0.0.1:8081  http://127.0.0.1:8082  http://127.0.0.1:8083
-  admin URLs:  http://127.0.0.1:9181  http://127.0.0.1:9182  http://127.0.0.1:9183  (token in $token)
+  admin URLs:  https://127.0.0.1:9181  https://127.0.0.1:9182  https://127.0.0.1:9183
+               (token in $token, CA in $data/tls/ca/ca.crt; members talk mutual TLS)
 Try:
   curl -s -XPOST localhost:8081/buy -H 'Content-Type: application/json' \\
        -d '{"user_id":1,"promotion_id":7,"product_id":42,"product_amount":"19.99"}'

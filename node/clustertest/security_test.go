@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"path/filepath"
 	"strings"
@@ -186,5 +187,42 @@ func TestAMemberWhoseCertificateNamesAnotherIDIsRefused(t *testing.T) {
 	})
 	if s, status, _ := c.Stats(n3.HTTPURL, "stale"); status == 200 && s.TotalBuys == 5 {
 		t.Fatalf("n3 with a certificate naming n9 received the log: %+v", s)
+	}
+}
+
+// TestDataFilesAreForTheNodesUserOnly: Raft's log, snapshots, the records
+// and the identity are 0600 in 0700 directories (Raft's own snapshot store
+// would create them 0644 in 0755 directories).
+func TestDataFilesAreForTheNodesUserOnly(t *testing.T) {
+	c := Start(t, 3)
+	leader := c.WaitLeader(30 * time.Second)
+	for i := range 3 {
+		if ans, err := c.Buy(t.Context(), leader.HTTPURL, "", i+1); err != nil || ans.Status != 201 {
+			t.Fatalf("purchase %d: %+v %v", i, ans, err)
+		}
+	}
+	if _, err := c.Admin(leader).Snapshot(t.Context()); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	checked := 0
+	err := filepath.WalkDir(leader.DataDir(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v: group or others may read it", path, perm)
+		}
+		checked++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 8 {
+		t.Fatalf("only %d paths under %s; the snapshot or the stores are missing", checked, leader.DataDir())
 	}
 }

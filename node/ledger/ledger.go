@@ -118,7 +118,7 @@ func OpenWith(dir string, logger *slog.Logger, opts Options) (*Ledger, error) {
 	case opts.MaxIdempotencyKeys == 0:
 		opts.MaxIdempotencyKeys = DefaultMaxIdempotencyKeys
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create ledger dir: %w", err)
 	}
 	old, err := filepath.Glob(filepath.Join(dir, "records-*.db"))

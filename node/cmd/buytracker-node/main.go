@@ -230,6 +230,9 @@ func run(args []string) error {
 			return err
 		}
 	}
+	// Everything the node writes (Raft's snapshots included, which
+	// hashicorp/raft creates 0644 in 0755 dirs) is for its own user only.
+	syscall.Umask(0o077)
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
