@@ -36,6 +36,8 @@
 #   SKIP_BUILD     1 uses the binaries already in bin/ [0]
 #   CLIENT         the load generator's HTTP client: raw (minimal, cheap) or std (net/http) [raw]
 #   LOADGEN_CPUS   pin the load generator to these CPUs with taskset, e.g. 1 [not pinned]
+#   TLS            1: the members talk mutual TLS (--tls-dir), as make run and the
+#                  operator run them; 0: plain TCP, to measure what TLS costs [1]
 set -euo pipefail
 
 if [ $# -gt 0 ]; then
@@ -62,13 +64,15 @@ KEEP_DATA=${KEEP_DATA:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 CLIENT=${CLIENT:-raw}
 LOADGEN_CPUS=${LOADGEN_CPUS:-}
+TLS=${TLS:-1}
+case $TLS in 0 | 1) ;; *) echo "run.sh: TLS=$TLS: want 0 or 1" >&2; exit 2 ;; esac
 case $PHASES in all | buy) ;; *) echo "run.sh: PHASES=$PHASES: want all or buy" >&2; exit 2 ;; esac
 case $CLIENT in raw | std) ;; *) echo "run.sh: CLIENT=$CLIENT: want raw or std" >&2; exit 2 ;; esac
 case $TARGET in all | leader) ;; *) echo "run.sh: TARGET=$TARGET: want all or leader" >&2; exit 2 ;; esac
 SMALL=1000 # purchases for the first GET /stats run
 [ "$PRELOAD" -gt "$SMALL" ] || { echo "run.sh: PRELOAD=$PRELOAD: want more than $SMALL" >&2; exit 2; }
 
-node_bin=bin/buytracker-node loadgen=bin/bench-loadgen ceiling_bin=bin/bench-ceiling report_bin=bin/bench-report
+node_bin=bin/buytracker-node certs_bin=bin/buytracker-certs loadgen=bin/bench-loadgen ceiling_bin=bin/bench-ceiling report_bin=bin/bench-report
 ceiling_url=http://127.0.0.1:18090
 cluster=n1=127.0.0.1:17081,n2=127.0.0.1:17082,n3=127.0.0.1:17083
 read -ra node_flags <<<"$NODE_FLAGS"
@@ -108,10 +112,11 @@ trap 'exit 143' TERM
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_node() { # start_node I: node nI on ports 1808I (client), 1908I (admin), 1708I (Raft)
-  local i=$1
+  local i=$1 tls=()
+  [ "$TLS" = 0 ] || tls=(--tls-dir="$out/tls/n$i")
   "$node_bin" --id="n$i" --data-dir="$data/n$i" \
     --http-addr="127.0.0.1:1808$i" --admin-addr="127.0.0.1:1908$i" --raft-addr="127.0.0.1:1708$i" \
-    --initial-cluster="$cluster" --admin-token-file="$out/admin-token" "${node_flags[@]}" \
+    --initial-cluster="$cluster" --admin-token-file="$out/admin-token" "${tls[@]}" "${node_flags[@]}" \
     >>"$out/logs/n$i.log" 2>&1 &
   node_pid[i]=$!
 }
@@ -221,13 +226,20 @@ if [ "$SKIP_BUILD" != 1 ]; then
     log "make build failed (see $out/logs/build.log); building the node alone"
     go build -o "$node_bin" ./node/cmd/buytracker-node
   fi
+  [ -x "$certs_bin" ] || go build -o "$certs_bin" ./hack/certs
   go build -o "$loadgen" ./hack/bench/loadgen
   go build -o "$ceiling_bin" ./hack/bench/ceiling
   go build -o "$report_bin" ./hack/bench/report
 fi
-for bin in "$node_bin" "$loadgen" "$ceiling_bin" "$report_bin"; do
+for bin in "$node_bin" "$certs_bin" "$loadgen" "$ceiling_bin" "$report_bin"; do
   [ -x "$bin" ] || die "$bin is missing"
 done
+admin_curl=(curl -fsS)
+if [ "$TLS" = 1 ]; then
+  "$certs_bin" -dir "$out/tls" -ids n1,n2,n3 -ips 127.0.0.1 -dns localhost >"$out/logs/certs.log"
+  admin_curl+=(--cacert "$out/tls/ca/ca.crt")
+fi
+admin_url() { if [ "$TLS" = 1 ]; then echo "https://127.0.0.1:1908$1"; else echo "http://127.0.0.1:1908$1"; fi; }
 started=$(date -u +%FT%TZ)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -302,8 +314,8 @@ measure stats-large "GET /stats, $PRELOAD purchases" -url "$(targets)" -mode sta
 leader=$(leader_id)
 snapshot_note=""
 for i in 1 2 3; do
-  if ! curl -fsS --max-time "$SNAPSHOT_WAIT" -X POST -H "Authorization: Bearer $(cat "$out/admin-token")" \
-    "http://127.0.0.1:1908$i/snapshot" >"$out/snapshot-n$i.json"; then
+  if ! "${admin_curl[@]}" --max-time "$SNAPSHOT_WAIT" -X POST -H "Authorization: Bearer $(cat "$out/admin-token")" \
+    "$(admin_url "$i")/snapshot" >"$out/snapshot-n$i.json"; then
     snapshot_note+=" Node n$i did not take a snapshot within ${SNAPSHOT_WAIT}s."
   fi
 done
