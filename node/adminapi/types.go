@@ -66,6 +66,14 @@ type Status struct {
 	// incarnation changes each time the node starts on an empty data dir.
 	ClusterID   string `json:"cluster_id,omitempty"`
 	Incarnation string `json:"incarnation,omitempty"`
+	// ClockUnixNano is the node's wall clock when it answered: the leader
+	// compares its own with the voters' before it stamps purchases.
+	ClockUnixNano int64 `json:"clock_unix_nano"`
+	// ClockSkewed is true on a leader whose clock disagrees with a majority
+	// of the voters (it stamps nothing); MaxClockOffsetSeconds is the
+	// largest offset it measured to a voter.
+	ClockSkewed           bool    `json:"clock_skewed,omitempty"`
+	MaxClockOffsetSeconds float64 `json:"max_clock_offset_seconds,omitempty"`
 
 	// DiskFreeBytes and DiskTotalBytes describe the file system of the
 	// node's data dir, as last checked; DiskPressure is true while its free

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/buytracker/buytracker/node/adminapi"
+	"github.com/buytracker/buytracker/node/clock"
 )
 
 // Binary builds the node binary once per test process.
@@ -35,7 +36,9 @@ func Binary(t testing.TB) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "buytracker-node")
-		cmd := exec.Command("go", "build", "-o", builtBin, "github.com/buytracker/buytracker/node/cmd/buytracker-node")
+		// The clockhook tag lets a test shift one node's clock (SetClock)
+		// without touching the machine's.
+		cmd := exec.Command("go", "build", "-tags", "clockhook", "-o", builtBin, "github.com/buytracker/buytracker/node/cmd/buytracker-node")
 		cmd.Stderr = os.Stderr
 		buildErr = cmd.Run()
 	})
@@ -245,6 +248,7 @@ func (n *Node) start(c *Cluster) {
 		c.t.Fatal(err)
 	}
 	n.cmd = exec.Command(c.bin, args...)
+	n.cmd.Env = append(os.Environ(), clock.OffsetFileEnv+"="+c.clockFile(n))
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	if err := n.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", n.ID, err)
@@ -612,4 +616,18 @@ func (c *Cluster) StartOnce(n *Node, timeout time.Duration) (int, string) {
 func StartWithDataDirs(t testing.TB, n int, dataDir func(id string) string, extraFlags ...string) *Cluster {
 	t.Helper()
 	return startWith(t, n, dataDir, extraFlags)
+}
+
+// --- Clocks ---
+
+func (c *Cluster) clockFile(n *Node) string { return filepath.Join(c.dir, n.ID+".clock") }
+
+// SetClock shifts a node's wall clock by offset from now on (the node
+// re-reads it within a fraction of a second); the machine's clock is never
+// touched.
+func (c *Cluster) SetClock(n *Node, offset time.Duration) {
+	c.t.Helper()
+	if err := os.WriteFile(c.clockFile(n), []byte(offset.String()), 0o600); err != nil {
+		c.t.Fatalf("set the clock of %s: %v", n.ID, err)
+	}
 }

@@ -94,6 +94,9 @@ func storeError(err error) (e *apiError, forwardable bool) {
 		return &apiError{status: http.StatusServiceUnavailable, code: "overloaded", message: "the write queue is full; nothing was recorded, retry"}, false
 	case errors.Is(err, store.ErrClosed):
 		return &apiError{status: http.StatusServiceUnavailable, code: "shutting_down", message: "the node is stopping; nothing was recorded, retry"}, false
+	case errors.Is(err, store.ErrClockSkew):
+		return &apiError{status: http.StatusServiceUnavailable, code: "clock_skew",
+			message: "nothing was recorded: " + err.Error() + "; leadership is moving to a member with a good clock, retry"}, false
 	case errors.Is(err, store.ErrDiskFull):
 		return &apiError{status: http.StatusInsufficientStorage, code: "insufficient_storage",
 			message: "nothing was recorded: " + err.Error() + "; retry later"}, false

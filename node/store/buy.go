@@ -79,6 +79,11 @@ func (s *Store) submitAsLeader(p ledger.Purchase) (*pendingBuy, *buyOutcome) {
 	if res, ok := s.recordedRetry(p); ok {
 		return nil, &buyOutcome{result: res, err: res.Err}
 	}
+	// A leader whose clock is off stamps nothing: recorded_at never goes
+	// back, so one stamp ahead would hold every later purchase ahead.
+	if err := s.clocks.wait(s.leaderTerm.Load(), 2*time.Second); err != nil {
+		return nil, &buyOutcome{err: err}
+	}
 	// Checked here too, not only where the purchase arrived: a follower's
 	// forwarded purchases are written to the leader's disk.
 	if err := s.disk.admit(); err != nil {
@@ -183,7 +188,17 @@ func (s *Store) runBatcher() {
 		for _, pb := range buys {
 			batch = append(batch, pb.purchase)
 		}
-		cmd := ledger.EncodeBuyBatch(ledger.BuyBatch{LeaderTime: time.Now().UnixNano(), Purchases: batch})
+		now := s.clock.Now()
+		if err := s.clocks.allowsAt(s.leaderTerm.Load(), now); err != nil {
+			// The clock jumped since it was last compared: stamp nothing.
+			for _, pb := range buys {
+				pb.done <- buyOutcome{err: err}
+			}
+			<-s.slots
+			s.clocks.recheck()
+			continue
+		}
+		cmd := ledger.EncodeBuyBatch(ledger.BuyBatch{LeaderTime: now.UnixNano(), Purchases: batch})
 		s.metrics.batchSize.Observe(float64(len(buys)))
 		start := time.Now()
 		s.batches <- inflightBatch{future: s.raft.Apply(cmd, 5*time.Second), buys: buys, start: start}

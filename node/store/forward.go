@@ -28,6 +28,7 @@ const (
 	outcomeNotQueued byte = 5 // overloaded or closing: not recorded
 	outcomeInvalid   byte = 6 // refused by ledger.ValidatePurchase: not recorded
 	outcomeDiskFull  byte = 7 // the leader's disk is nearly full: not recorded
+	outcomeClockSkew byte = 8 // the leader's clock is off: not recorded
 )
 
 // forwardTimeout bounds one forwarded batch.
@@ -77,6 +78,8 @@ func appendOutcome(buf []byte, o buyOutcome) []byte {
 		code = outcomeNotQueued
 	case errors.Is(o.err, ErrDiskFull):
 		code = outcomeDiskFull
+	case errors.Is(o.err, ErrClockSkew):
+		code = outcomeClockSkew
 	default:
 		code = outcomeUnknown
 	}
@@ -124,6 +127,8 @@ func decodeOutcomes(raw []byte, n int) ([]buyOutcome, error) {
 			out[i].err = ErrOverloaded
 		case outcomeDiskFull:
 			out[i].err = fmt.Errorf("%w on the leader", ErrDiskFull)
+		case outcomeClockSkew:
+			out[i].err = fmt.Errorf("%w: the leader refused to stamp it", ErrClockSkew)
 		case outcomeInvalid:
 			// The code carries no field: the follower's own decoder
 			// accepted the purchase, so the leader's rules differ from it.

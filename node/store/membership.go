@@ -83,6 +83,11 @@ func (s *Store) Status() adminapi.Status {
 	if id := s.currentIdentity(); id != nil {
 		st.ClusterID, st.Incarnation = id.ClusterID, id.Incarnation
 	}
+	st.ClockUnixNano = s.clock.Now().UnixNano()
+	if s.raft.State() == raft.Leader {
+		skewed, offset := s.clocks.snapshot()
+		st.ClockSkewed, st.MaxClockOffsetSeconds = skewed, offset.Seconds()
+	}
 	// Disk space, as last measured.
 	st.DiskFreeBytes, st.DiskTotalBytes, st.DiskPressure = s.disk.usage()
 	return st

@@ -17,6 +17,7 @@ type storeMetrics struct {
 	readRounds       prometheus.Counter
 	promotions       prometheus.Counter
 	rejoins          prometheus.Counter
+	clockHandovers   prometheus.Counter
 	snapshotTotal    *prometheus.CounterVec
 	snapshotDuration prometheus.Histogram
 	restoreTotal     *prometheus.CounterVec
@@ -57,6 +58,9 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		rejoins: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "buytracker_member_rejoins_total", Help: "Members that came back with an empty data dir and were taken back as non-voters by this node.",
 		}),
+		clockHandovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "buytracker_clock_skew_handovers_total", Help: "Times this leader handed leadership over because its clock disagreed with a majority of the voters.",
+		}),
 		snapshotTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "buytracker_snapshot_persist_total", Help: "Snapshots written, by result.",
 		}, []string{"result"}),
@@ -84,7 +88,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	reg.MustRegister(
-		m.buysRecorded, m.overloaded, m.batchSize, m.readRounds, m.promotions, m.rejoins,
+		m.buysRecorded, m.overloaded, m.batchSize, m.readRounds, m.promotions, m.rejoins, m.clockHandovers,
 		m.snapshotTotal, m.snapshotDuration, m.restoreTotal, m.restoreDuration,
 		m.logStoreDuration, m.applyDuration, m.commitDuration, m.forwardDuration,
 		gauge("buytracker_purchases", "Purchases in the replicated state this node has applied.",
@@ -96,6 +100,15 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 				}
 				return 0
 			}),
+		gauge("buytracker_clock_skewed", "1 while this leader's clock disagrees with a majority of the voters by more than the bound: it stamps no purchase.",
+			func() float64 {
+				if skewed, _ := s.clocks.snapshot(); skewed && s.raft.State() == raft.Leader {
+					return 1
+				}
+				return 0
+			}),
+		gauge("buytracker_clock_max_offset_seconds", "Leader: the largest clock offset to a voter at the last comparison.",
+			func() float64 { _, offset := s.clocks.snapshot(); return offset.Seconds() }),
 		gauge("buytracker_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
 			func() float64 { return float64(s.raft.State()) }),
 		gauge("buytracker_raft_term", "Current Raft term.",

@@ -87,11 +87,11 @@ func (s *Store) registerPeerHandlers(e *peer.Endpoint) {
 		if !s.IsLeader() {
 			return nil, peer.Errorf(peer.CodeNotLeader, "only the leader hands out read indexes")
 		}
-		index, err := s.ReadIndex(ctx)
-		if err != nil {
-			return nil, peerError(err)
+		res := s.readIndexRound(ctx)
+		if res.err != nil {
+			return nil, peerError(res.err)
 		}
-		return binary.AppendUvarint(nil, index), nil
+		return binary.AppendVarint(binary.AppendUvarint(nil, res.index), res.at), nil
 	})
 	e.Handle(peer.MethodPublishNode, func(_ context.Context, caller peer.Caller, payload []byte) ([]byte, error) {
 		var info adminapi.NodeInfo
@@ -134,6 +134,8 @@ func peerError(err error) error {
 		return peer.Errorf(peer.CodeNoLeader, "%v", err)
 	case errors.Is(err, errNotAMember):
 		return peer.Errorf(peer.CodeForbidden, "%v", err)
+	case errors.Is(err, ErrClockSkew):
+		return peer.Errorf(peer.CodeUnavailable, "%v", err)
 	}
 	return err
 }
@@ -165,17 +167,22 @@ func (s *Store) peerStatus(ctx context.Context, addr string) (*adminapi.Status, 
 	return &st, nil
 }
 
-// peerReadIndex asks the leader for a read index.
-func (s *Store) peerReadIndex(ctx context.Context, addr string) (uint64, error) {
+// peerReadIndex asks the leader for a read index and its clock at the
+// round.
+func (s *Store) peerReadIndex(ctx context.Context, addr string) (readIndexResult, error) {
 	raw, err := s.peers.Call(ctx, addr, peer.MethodReadIndex, nil, 64)
 	if err != nil {
-		return 0, err
+		return readIndexResult{}, err
 	}
 	index, n := binary.Uvarint(raw)
 	if n <= 0 {
-		return 0, errors.New("malformed read index answer")
+		return readIndexResult{}, errors.New("malformed read index answer")
 	}
-	return index, nil
+	at, m := binary.Varint(raw[n:])
+	if m <= 0 {
+		return readIndexResult{}, errors.New("malformed read index answer: no leader time")
+	}
+	return readIndexResult{index: index, at: at}, nil
 }
 
 func (s *Store) peerPublish(ctx context.Context, addr string, self ledger.NodeInfo) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/buytracker/buytracker/node/ledger"
+	"github.com/buytracker/buytracker/node/peer"
 )
 
 // Consistency is how fresh a read must be.
@@ -35,36 +36,53 @@ type pendingRead struct {
 
 type readIndexResult struct {
 	index uint64
-	err   error
+	// at is the leader's clock at the round, in Unix nanoseconds: windows
+	// of linearizable reads end there, so every member answers the same at
+	// the same index.
+	at  int64
+	err error
 }
 
 // ReadBarrier returns once the local ledger reflects every write committed
-// before the call, at the given consistency. It returns the applied index
-// the answer may rely on; ErrNotLeader or ErrNoLeader when the read must go
-// to the leader.
+// before the call, at the given consistency; ErrNotLeader or ErrNoLeader
+// when the read must go to the leader.
 func (s *Store) ReadBarrier(ctx context.Context, c Consistency) error {
+	_, err := s.readBarrier(ctx, c)
+	return err
+}
+
+// readBarrier is ReadBarrier that also returns the time a read's window
+// ends at: the leader's clock for linearizable and lease reads (checked
+// against the voters'), this node's own for stale ones.
+func (s *Store) readBarrier(ctx context.Context, c Consistency) (time.Time, error) {
 	switch c {
 	case Stale:
-		return nil
+		return s.clock.Now(), nil
 	case Lease:
 		if s.raft.State() != raft.Leader {
-			return s.notLeaderError()
+			return time.Time{}, s.notLeaderError()
 		}
-		return s.waitLeaderReady(ctx)
+		if err := s.waitLeaderReady(ctx); err != nil {
+			return time.Time{}, err
+		}
+		if err := s.clocks.allows(s.leaderTerm.Load()); err != nil {
+			return time.Time{}, err
+		}
+		return s.clock.Now(), nil
 	case Linearizable:
 		// The leader confirms its leadership for a round of reads; a
 		// follower asks the leader for that round's index. Either way the
 		// read is then served here once this node has applied the index.
-		index, err := s.ReadIndex(ctx)
-		if err != nil {
-			return err
+		res := s.readIndexRound(ctx)
+		if res.err != nil {
+			return time.Time{}, res.err
 		}
-		if err := s.ledger.WaitApplied(ctx, index); err != nil {
-			return fmt.Errorf("%w: %v", ErrNoLeader, err)
+		if err := s.ledger.WaitApplied(ctx, res.index); err != nil {
+			return time.Time{}, fmt.Errorf("%w: %v", ErrNoLeader, err)
 		}
-		return nil
+		return time.Unix(0, res.at), nil
 	default:
-		return fmt.Errorf("unknown consistency %q", c)
+		return time.Time{}, fmt.Errorf("unknown consistency %q", c)
 	}
 }
 
@@ -73,14 +91,19 @@ func (s *Store) ReadBarrier(ctx context.Context, c Consistency) error {
 // the leader it comes from a ReadIndex round; a follower asks the leader,
 // one request per round of concurrent reads.
 func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+	res := s.readIndexRound(ctx)
+	return res.index, res.err
+}
+
+func (s *Store) readIndexRound(ctx context.Context) readIndexResult {
 	queue := s.reads
 	if s.raft.State() == raft.Leader {
 		if err := s.waitLeaderReady(ctx); err != nil {
-			return 0, err
+			return readIndexResult{err: err}
 		}
 	} else {
 		if err := s.notLeaderError(); !errors.Is(err, ErrNotLeader) {
-			return 0, err
+			return readIndexResult{err: err}
 		}
 		queue = s.followerReads
 	}
@@ -88,15 +111,15 @@ func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
 	select {
 	case queue <- pr:
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		return readIndexResult{err: fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())}
 	case <-s.stop:
-		return 0, ErrClosed
+		return readIndexResult{err: ErrClosed}
 	}
 	select {
 	case res := <-pr.index:
-		return res.index, res.err
+		return res
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: confirming leadership: %v", ErrNoLeader, ctx.Err())
+		return readIndexResult{err: fmt.Errorf("%w: confirming leadership: %v", ErrNoLeader, ctx.Err())}
 	}
 }
 
@@ -107,18 +130,21 @@ func (s *Store) runFollowerReadIndex() {
 	s.serveReadRounds(s.followerReads, s.leaderReadIndex)
 }
 
-func (s *Store) leaderReadIndex() (uint64, error) {
+func (s *Store) leaderReadIndex() readIndexResult {
 	leaderID, leaderAddr, ok := s.leaderAddress()
 	if !ok {
-		return 0, ErrNoLeader
+		return readIndexResult{err: ErrNoLeader}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), peerCallTimeout)
 	defer cancel()
-	index, err := s.peerReadIndex(ctx, leaderAddr)
+	res, err := s.peerReadIndex(ctx, leaderAddr)
 	if err != nil {
-		return 0, fmt.Errorf("%w: read index from leader %s: %v", ErrNoLeader, leaderID, err)
+		if peer.CodeOf(err) == peer.CodeUnavailable {
+			return readIndexResult{err: fmt.Errorf("%w: read index from leader %s: %v", ErrClockSkew, leaderID, err)}
+		}
+		return readIndexResult{err: fmt.Errorf("%w: read index from leader %s: %v", ErrNoLeader, leaderID, err)}
 	}
-	return index, nil
+	return res
 }
 
 // waitLeaderReady waits until this leader has applied an entry of its own
@@ -148,7 +174,7 @@ func (s *Store) waitLeaderReady(ctx context.Context) error {
 // log.
 func (s *Store) runReadIndex() {
 	defer s.wg.Done()
-	s.serveReadRounds(s.reads, func() (uint64, error) {
+	s.serveReadRounds(s.reads, func() readIndexResult {
 		s.metrics.readRounds.Inc()
 		return s.readIndex()
 	})
@@ -156,7 +182,7 @@ func (s *Store) runReadIndex() {
 
 // serveReadRounds takes the reads queued on queue in rounds until the store
 // stops: one call of round answers every read that was waiting when it began.
-func (s *Store) serveReadRounds(queue chan *pendingRead, round func() (uint64, error)) {
+func (s *Store) serveReadRounds(queue chan *pendingRead, round func() readIndexResult) {
 	var waiting []*pendingRead
 	for {
 		waiting = waiting[:0]
@@ -175,19 +201,20 @@ func (s *Store) serveReadRounds(queue chan *pendingRead, round func() (uint64, e
 				break drain
 			}
 		}
-		index, err := round()
+		res := round()
 		for _, pr := range waiting {
-			pr.index <- readIndexResult{index: index, err: err}
+			pr.index <- res
 		}
 	}
 }
 
 // Stats answers a stats query after the read barrier for c.
 func (s *Store) Stats(ctx context.Context, q ledger.StatsQuery, c Consistency) (ledger.Stats, error) {
-	if err := s.ReadBarrier(ctx, c); err != nil {
+	now, err := s.readBarrier(ctx, c)
+	if err != nil {
 		return ledger.Stats{}, err
 	}
-	return s.ledger.Stats(q, time.Now()), nil
+	return s.ledger.Stats(q, now), nil
 }
 
 // Records returns purchase records after the read barrier for c.
@@ -202,21 +229,27 @@ func (s *Store) Records(ctx context.Context, after uint64, limit int, c Consiste
 // still leads. The commit index is only trustworthy once the leader has
 // committed an entry of its own term, so rounds in a term that has not yet
 // are refused.
-func (s *Store) readIndex() (uint64, error) {
+func (s *Store) readIndex() readIndexResult {
 	term := s.leaderTerm.Load()
 	if ready, _ := s.leaderReadyTerm(); term == 0 || ready != term {
-		return 0, s.notLeaderError()
+		return readIndexResult{err: s.notLeaderError()}
 	}
+	// The window of every read of the round ends at this leader's clock,
+	// which must agree with the voters'.
+	if err := s.clocks.allows(term); err != nil {
+		return readIndexResult{err: err}
+	}
+	at := s.clock.Now().UnixNano()
 	// Any write acknowledged before these reads began is at or below it.
 	index := s.raft.CommitIndex()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, s.notLeaderError()
+			return readIndexResult{err: s.notLeaderError()}
 		}
-		return 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
+		return readIndexResult{err: fmt.Errorf("%w: %v", ErrNoLeader, err)}
 	}
 	if s.leaderTerm.Load() != term {
-		return 0, s.notLeaderError()
+		return readIndexResult{err: s.notLeaderError()}
 	}
-	return index, nil
+	return readIndexResult{index: index, at: at}
 }

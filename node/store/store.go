@@ -6,6 +6,7 @@
 package store
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/buytracker/buytracker/node/clock"
 	"github.com/buytracker/buytracker/node/ledger"
 	"github.com/buytracker/buytracker/node/peer"
 )
@@ -76,6 +78,12 @@ type Config struct {
 	// (docs/benchmarks.md).
 	MaxBatch, MaxInflight int
 
+	// Clock is the node's wall clock (default: the system's); MaxClockSkew
+	// bounds how far the leader's may differ from a majority of the
+	// voters' before it stops stamping purchases (default 1 s).
+	Clock        clock.Clock
+	MaxClockSkew time.Duration
+
 	// MinFreeDisk is the free-space watermark of the data dir's file
 	// system, in bytes: below it new purchases answer ErrDiskFull. Zero
 	// sets no watermark (a write that fails for lack of space still puts
@@ -108,6 +116,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
+	}
+	if c.Clock == nil {
+		c.Clock = clock.System()
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = time.Second
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 1024
@@ -145,6 +159,11 @@ type Store struct {
 
 	// identity is whose the data dir is; votesRefused is true while this
 	// node must not vote (an empty node that has not yet rejoined).
+	// clock stamps purchases and ends read windows; clocks is the leader's
+	// last comparison of it with the voters'.
+	clock  clock.Clock
+	clocks clockGuard
+
 	identityMu   sync.Mutex
 	identity     *dataIdentity
 	votesRefused atomic.Bool
@@ -209,6 +228,8 @@ func Open(cfg Config) (*Store, error) {
 		readyCh:       make(chan struct{}),
 		stop:          make(chan struct{}),
 		identity:      dirState.identity,
+		clock:         cfg.Clock,
+		clocks:        clockGuard{bound: cfg.MaxClockSkew, recheckNow: make(chan struct{}, 1)},
 	}
 	ledgerOpts := ledger.Options{MaxIdempotencyKeys: cfg.IdempotencyMaxKeys}
 	if s.ledger, err = ledger.OpenWith(filepath.Join(cfg.DataDir, "ledger"), s.logger, ledgerOpts); err != nil {
@@ -222,8 +243,9 @@ func Open(cfg Config) (*Store, error) {
 		s.closeStores()
 		return nil, err
 	}
-	s.wg.Add(9)
+	s.wg.Add(10)
 	go s.refreshAddressBook()
+	go s.runClockCheck()
 	go func() {
 		defer s.wg.Done()
 		s.disk.run(s.stop)
@@ -508,6 +530,11 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 
 func (s *Store) startTerm(term uint64) {
 	defer s.wg.Done()
+	// Compare clocks at once, so that writes are not held until the first
+	// periodic check.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = s.checkClocks(ctx, term)
+	cancel()
 	cmd := ledger.EncodePublishNode(s.selfInfo())
 	if err := s.raft.Apply(cmd, 10*time.Second).Error(); err != nil {
 		s.logger.Warn("Committing the first entry of the term failed", "term", term, "error", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/buytracker/buytracker/node/admin"
+	"github.com/buytracker/buytracker/node/clock"
 	"github.com/buytracker/buytracker/node/httpapi"
 	"github.com/buytracker/buytracker/node/store"
 )
@@ -49,6 +50,7 @@ type options struct {
 	advertiseAdmin                    string
 	initialCluster, adminTokenFile    string
 	clusterID, tlsDir                 string
+	maxClockSkew                      time.Duration
 	heartbeatTimeout, electionTimeout time.Duration
 	snapshotInterval, requestTimeout  time.Duration
 	snapshotThreshold, trailingLogs   uint64
@@ -70,6 +72,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.advertiseAdmin, "advertise-admin", "", "admin API URL peers call (default: http://<advertised raft host>:<admin port>)")
 	fs.StringVar(&o.initialCluster, "initial-cluster", "", "the cluster's initial members ID=RAFTHOST:PORT,...; they create it together, once")
 	fs.StringVar(&o.clusterID, "cluster-id", "", "the cluster's identity (the BuyTracker's UID); recorded in the data dir, which then refuses another cluster")
+	fs.DurationVar(&o.maxClockSkew, "max-clock-skew", time.Second, "how far the leader's clock may differ from a majority of the voters' before it stops stamping purchases and hands leadership over")
 	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory with ca.crt, tls.crt and tls.key: mutual TLS for Raft and every member-to-member call, HTTPS for the admin API (without it: plain TCP, local development only)")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the admin bearer token (default: <data-dir>/admin-token, generated if absent)")
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", time.Second, "Raft heartbeat timeout")
@@ -254,6 +257,7 @@ func run(args []string) error {
 		RaftBind: o.raftAddr, RaftAdvertise: o.advertiseRaft,
 		HTTPURL: o.advertiseHTTP, AdminURL: o.advertiseAdmin,
 		ClusterID: o.clusterID, InitialCluster: initial,
+		Clock: clock.FromEnvironment(logger), MaxClockSkew: o.maxClockSkew,
 		HeartbeatTimeout: o.heartbeatTimeout, ElectionTimeout: o.electionTimeout,
 		SnapshotThreshold: o.snapshotThreshold, SnapshotInterval: o.snapshotInterval,
 		TrailingLogs: o.trailingLogs,
