@@ -55,6 +55,7 @@ func TestEndToEnd(t *testing.T) {
 		{"ThreeReplicasAvailable", func(t *testing.T) { e.threeReplicas(ctx, t) }},
 		{"ThousandConcurrentBuys", func(t *testing.T) { e.thousandBuys(ctx, t) }},
 		{"LeaderPodDeleted", func(t *testing.T) { e.leaderPodDeleted(ctx, t) }},
+		{"PodDeletedWithItsVolume", func(t *testing.T) { e.lostVolume(ctx, t) }},
 		{"ScaleThreeToFiveToThree", func(t *testing.T) { e.scale(ctx, t) }},
 		{"RollingImageChange", func(t *testing.T) { e.rollingImageChange(ctx, t) }},
 		{"DeleteRemovesChildren", func(t *testing.T) { e.deleteRemovesChildren(ctx, t) }},
