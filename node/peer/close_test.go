@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -94,6 +95,39 @@ func TestCloseWaitsForItsGoroutines(t *testing.T) {
 		}
 		if err := server.Close(); err != nil {
 			t.Fatalf("second Close: %v", err)
+		}
+	})
+}
+
+func TestClosedEndpointRefusesWork(t *testing.T) {
+	forEachMode(t, func(t *testing.T, n *testNet) {
+		live := n.server("n1", map[Method]Handler{methodEcho: echo}, nil)
+		liveAddr := live.Addr().String()
+		closing := n.server("n2", map[Method]Handler{methodEcho: echo}, nil)
+		closingAddr := closing.Addr().String()
+		// It has called before: the pool holds a connection to the live peer.
+		if _, err := closing.Call(context.Background(), liveAddr, methodEcho, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := closing.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		if _, err := closing.RaftLayer().Accept(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+		}
+		if conn, err := closing.RaftLayer().Dial(raft.ServerAddress(liveAddr), 5*time.Second); err == nil {
+			conn.Close()
+			t.Fatal("the Raft layer dialled after Close")
+		}
+		if got, err := closing.Call(context.Background(), liveAddr, methodEcho, []byte("x"), 0); !errors.Is(err, ErrNotSent) {
+			t.Fatalf("Call after Close: %q, %v; want ErrNotSent", got, err)
+		}
+		if got, err := live.Call(context.Background(), closingAddr, methodEcho, []byte("x"), 0); !errors.Is(err, ErrNotSent) {
+			t.Fatalf("Call to a closed endpoint: %q, %v; want ErrNotSent", got, err)
+		}
+		if got := idleCount(closing, liveAddr); got != 0 {
+			t.Fatalf("a closed endpoint keeps %d idle connections", got)
 		}
 	})
 }
