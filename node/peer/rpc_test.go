@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/buytracker/buytracker/node/internal/sockpeek"
 )
 
 func TestCallAnswersAndErrors(t *testing.T) {
@@ -252,7 +254,7 @@ func TestPooledConnectionClosedByServerIsNotReused(t *testing.T) {
 			t.Fatal(err)
 		}
 		n.server("n1", map[Method]Handler{methodEcho: answer("second")}, func(c *Config) { c.Bind = addr })
-		waitFor(t, 5*time.Second, "the client's socket sees the server's close", func() bool { return !stillOpen(stale) })
+		waitFor(t, 5*time.Second, "the client's socket sees the server's close", func() bool { return !sockpeek.IdleAlive(stale.conn) })
 
 		got, err := client.Call(context.Background(), addr, methodEcho, nil, 0)
 		if err != nil || string(got) != "second" {
