@@ -78,9 +78,13 @@ func (e *Endpoint) call(m Method, caller Caller, payload []byte) ([]byte, *Error
 // Call sends one request to the peer endpoint at addr and returns its
 // answer. An answer of at most maxAnswer bytes is accepted (0 means
 // MaxAnswer). The call's deadline comes from ctx (default 10 s). An error
-// wraps ErrNotSent when the request certainly did not reach the peer, and is
-// an *Error when the peer answered with one.
+// wraps ErrNotSent when the request certainly did not reach the peer (also
+// after Close), and is an *Error when the peer answered with one.
 func (e *Endpoint) Call(ctx context.Context, addr string, m Method, payload []byte, maxAnswer int) ([]byte, error) {
+	// A closed endpoint opens no new connections, as its Raft layer does not.
+	if e.ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %s to %s: the peer endpoint is closed", ErrNotSent, m, addr)
+	}
 	if maxAnswer == 0 {
 		maxAnswer = MaxAnswer
 	}
