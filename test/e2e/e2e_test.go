@@ -58,6 +58,7 @@ func TestEndToEnd(t *testing.T) {
 		{"LeaderPodDeleted", func(t *testing.T) { e.leaderPodDeleted(ctx, t) }},
 		{"ScaleThreeToFiveToThree", func(t *testing.T) { e.scale(ctx, t) }},
 		{"RollingImageChange", func(t *testing.T) { e.rollingImageChange(ctx, t) }},
+		{"RotateCAUnderWrites", func(t *testing.T) { e.rotateCAUnderWrites(ctx, t) }},
 		{"DeleteRemovesChildren", func(t *testing.T) { e.deleteRemovesChildren(ctx, t) }},
 	}
 	for _, s := range steps {
