@@ -121,11 +121,12 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	certs, err := r.reconcileCertificates(ctx, &bt, n, initial)
 	if err != nil {
-		if !apierrors.IsConflict(err) {
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
 			return ctrl.Result{}, err
 		}
-		// Another writer changed a certificate Secret since it was read:
-		// look again soon rather than report an error.
+		// A certificate Secret changed, or appeared, since it was read
+		// (the cache lags behind this controller's own writes): look
+		// again soon rather than report an error.
 		logf.FromContext(ctx).V(1).Info("Certificate Secret changed since it was read; observing again", "error", err)
 		return ctrl.Result{RequeueAfter: r.intervals().Progress}, nil
 	}

@@ -100,10 +100,6 @@ func (r *BuyTrackerReconciler) reconcileCertificates(ctx context.Context, bt *bu
 	)
 	for _, pod := range sortedKeys(members) {
 		s, wrote, err := r.reconcileMemberSecret(ctx, bt, n, ca, pod, members[pod], now)
-		if apierrors.IsConflict(err) {
-			// A stale cached copy: look again from a fresh one soon.
-			return certState{bundle: ca.bundle, status: tlsStatus(n, ca, firstEnd), requeue: r.intervals().Progress}, nil
-		}
 		if err != nil {
 			return certState{}, err
 		}

@@ -237,3 +237,37 @@ func TestABrokenCASecretIsReportedNotReplaced(t *testing.T) {
 	f.get(t, "promo-ca", &after)
 	expect(t, "CA key", string(after.Data[keyTLSKey]), "lost")
 }
+
+// secretsNotYetCached lists no Secrets, the way the manager's cache does
+// for a moment after the controller created them.
+type secretsNotYetCached struct{ client.Client }
+
+func (c secretsNotYetCached) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*corev1.SecretList); ok {
+		return nil
+	}
+	return c.Client.List(ctx, list, opts...)
+}
+
+func TestAMemberSecretTheCacheHasNotSeenYetIsLookedAtAgainNotReported(t *testing.T) {
+	f := newDirectFixture(t, buytrackerv1alpha1.BuyTrackerSpec{})
+	f.pass(t)
+	before := f.memberTLS(t, 3)
+	lagging := *f.r
+	lagging.Client = secretsNotYetCached{f.s.client}
+	result, err := lagging.Reconcile(context.Background(), ctrl.Request{NamespacedName: f.key})
+	if err != nil {
+		t.Fatalf("reconcile with a lagging cache: %v", err)
+	}
+	expect(t, "requeue", result.RequeueAfter, lagging.intervals().Progress)
+	for pod, s := range f.memberTLS(t, 3) {
+		expect(t, pod+" unchanged", s.ResourceVersion, before[pod].ResourceVersion)
+	}
+	if c := f.buyTracker(t).Status.Conditions; len(c) > 0 {
+		for _, cond := range c {
+			if cond.Reason == buytrackerv1alpha1.ReasonReconcileError {
+				t.Errorf("condition %s reports an error: %s", cond.Type, cond.Message)
+			}
+		}
+	}
+}
