@@ -169,10 +169,10 @@ HELM_VERSION ?= v4.3.1
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 CHART ?= charts/buytracker
 # The chart's files that hack/chart writes from config/; `make verify` checks them too.
-GENERATED += $(CHART)/crds $(CHART)/templates/clusterrole.yaml
+GENERATED += $(CHART)/crds $(CHART)/templates/manager-role.yaml
 
 .PHONY: chart
-chart: manifests ## Write the chart's CRD and ClusterRole from config/ (hack/chart).
+chart: manifests ## Write the chart's CRD and the manager's ClusterRole or Roles from config/ (hack/chart).
 	$(GO) run ./hack/chart
 
 # `make verify` regenerates the chart too, and fails when it is stale.
@@ -182,6 +182,7 @@ verify: chart
 test-chart: $(HELM) $(KUSTOMIZE) envtest-assets ## Lint the chart, validate its renders against config/, install it on a real API server.
 	$(HELM) lint --strict $(CHART)
 	$(HELM) lint --strict $(CHART) --set serviceMonitor.enabled=true --set sample.enabled=true
+	$(HELM) lint --strict $(CHART) --set 'watchNamespaces={shop,tills}'
 	BUYTRACKER_HELM=$(HELM) BUYTRACKER_KUSTOMIZE=$(KUSTOMIZE) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BUYTRACKER_REQUIRE_CHART_TOOLS=1 \
 	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./hack/chart/
 

@@ -8,12 +8,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -44,6 +48,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	var (
 		metricsAddr, probeAddr, nodeImage, clusterDomain string
+		operatorNamespace, watchNamespaces               string
 		leaderElect                                      bool
 	)
 	// A flag set of its own, not flag.CommandLine, so that run can be called
@@ -56,6 +61,10 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader among manager replicas, so that only one reconciles")
 	fs.StringVar(&nodeImage, "node-image", "buytracker/node:dev", "node image for BuyTrackers that name none")
 	fs.StringVar(&clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain, for the pods' stable names")
+	fs.StringVar(&operatorNamespace, "operator-namespace", envOr("POD_NAMESPACE", defaultOperatorNamespace),
+		"the namespace the operator runs in, admitted to the nodes' admin port by their NetworkPolicy (default: $POD_NAMESPACE)")
+	fs.StringVar(&watchNamespaces, "watch-namespaces", "",
+		"comma-separated namespaces whose BuyTrackers the operator reconciles, and the only ones it reads; empty: every namespace")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -64,15 +73,19 @@ func run(ctx context.Context, args []string) error {
 	if nodeImage == "" {
 		return errors.New("--node-image must not be empty")
 	}
+	namespaces, err := parseNamespaces(watchNamespaces)
+	if err != nil {
+		return fmt.Errorf("--watch-namespaces: %w", err)
+	}
+	if errs := validation.IsDNS1123Label(operatorNamespace); len(errs) > 0 {
+		return fmt.Errorf("--operator-namespace=%q: %s", operatorNamespace, strings.Join(errs, "; "))
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(buytrackerv1alpha1.AddToScheme(scheme))
 
-	// Only the operator's own pods and Secrets are cached, not every pod
-	// and Secret of the cluster.
-	ours := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": "buytracker"})
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("find a kubeconfig: %w", err)
@@ -89,23 +102,21 @@ func run(ctx context.Context, args []string) error {
 		// has one controller; the check would only stop run from being
 		// called again in the same process, as the tests do.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:         {Label: ours},
-			&corev1.Secret{}:      {Label: ours},
-			&appsv1.StatefulSet{}: {Label: ours},
-		}},
+		Cache:      cacheOptions(namespaces),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	r := &controllers.BuyTrackerReconciler{
-		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
-		Recorder:      mgr.GetEventRecorder("buytracker-operator"),
-		AdminClients:  controllers.NewAdminClientFactory(),
-		NodeImage:     nodeImage,
-		ClusterDomain: clusterDomain,
-		Intervals:     controllers.DefaultIntervals,
+		Client:            mgr.GetClient(),
+		APIReader:         mgr.GetAPIReader(),
+		Recorder:          mgr.GetEventRecorder("buytracker-operator"),
+		AdminClients:      controllers.NewAdminClientFactory(),
+		NodeImage:         nodeImage,
+		ClusterDomain:     clusterDomain,
+		Intervals:         controllers.DefaultIntervals,
+		CertPropagation:   controllers.DefaultCertPropagation,
+		OperatorNamespace: operatorNamespace,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the BuyTracker controller: %w", err)
@@ -116,9 +127,60 @@ func run(ctx context.Context, args []string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add ready check: %w", err)
 	}
-	ctrl.Log.WithName("setup").Info("Starting manager", "nodeImage", nodeImage)
+	ctrl.Log.WithName("setup").Info("Starting manager", "nodeImage", nodeImage, "operatorNamespace", operatorNamespace, "watchNamespaces", namespaces)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
+}
+
+// defaultOperatorNamespace is where config/default installs the operator;
+// in a pod, POD_NAMESPACE (from the downward API) says where it is.
+const defaultOperatorNamespace = "buytracker-system"
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// parseNamespaces reads --watch-namespaces: names separated by commas,
+// without duplicates; empty means every namespace.
+func parseNamespaces(list string) ([]string, error) {
+	var out []string
+	for _, ns := range strings.Split(list, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" && strings.TrimSpace(list) == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
+		}
+		if !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out, nil
+}
+
+// cacheOptions restricts what the manager lists and watches: the watched
+// namespaces only (all when none are named), and of the kinds that other
+// software has plenty of, only the objects labelled as the BuyTrackers'
+// own, so that the operator never lists, nor holds, other pods or Secrets.
+func cacheOptions(namespaces []string) cache.Options {
+	ours := labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": "buytracker"})
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Pod{}:                 {Label: ours},
+		&corev1.Secret{}:              {Label: ours},
+		&appsv1.StatefulSet{}:         {Label: ours},
+		&networkingv1.NetworkPolicy{}: {Label: ours},
+	}}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -21,7 +24,8 @@ import (
 // TestManagerReconcilesThroughItsKubeconfig runs the manager as a user
 // would, with --kubeconfig and --node-image, against a real API server,
 // and checks that its wiring (scheme, filtered caches, watches, Events)
-// gets a BuyTracker its StatefulSet and Secret.
+// gets a BuyTracker its StatefulSet, Secrets and NetworkPolicy, and that
+// --watch-namespaces keeps it out of other namespaces.
 func TestManagerReconcilesThroughItsKubeconfig(t *testing.T) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -53,15 +57,22 @@ func TestManagerReconcilesThroughItsKubeconfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	bt := &buytrackerv1alpha1.BuyTracker{ObjectMeta: metav1.ObjectMeta{Name: "promo", Namespace: "default"}}
-	if err := c.Create(ctx, bt); err != nil {
-		t.Fatalf("create buytracker: %v", err)
+	// One BuyTracker in the watched namespace, one outside it.
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"elsewhere", "default"} {
+		bt := &buytrackerv1alpha1.BuyTracker{ObjectMeta: metav1.ObjectMeta{Name: "promo", Namespace: ns}}
+		if err := c.Create(ctx, bt); err != nil {
+			t.Fatalf("create buytracker: %v", err)
+		}
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(runCtx, []string{"--kubeconfig=" + kubeconfig, "--node-image=example/node:1",
+			"--watch-namespaces=default", "--operator-namespace=ops",
 			"--health-probe-bind-address=0", "--metrics-bind-address=0", "--zap-log-level=error"})
 	}()
 	deadline := time.Now().Add(30 * time.Second)
@@ -69,23 +80,44 @@ func TestManagerReconcilesThroughItsKubeconfig(t *testing.T) {
 	defer tick.Stop()
 	for {
 		var sts appsv1.StatefulSet
-		var secret corev1.Secret
+		var secret, ca corev1.Secret
+		var policy networkingv1.NetworkPolicy
 		errSts := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "promo"}, &sts)
 		errSecret := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "promo-admin-token"}, &secret)
-		if errSts == nil && errSecret == nil {
+		errCA := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "promo-ca"}, &ca)
+		errPolicy := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "promo"}, &policy)
+		if errSts == nil && errSecret == nil && errCA == nil && errPolicy == nil {
 			if img := sts.Spec.Template.Spec.Containers[0].Image; img != "example/node:1" {
 				t.Errorf("image %q, want the --node-image", img)
+			}
+			admitsOps := false
+			for _, rule := range policy.Spec.Ingress {
+				for _, from := range rule.From {
+					admitsOps = admitsOps || (from.NamespaceSelector != nil && from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "ops")
+				}
+			}
+			if !admitsOps {
+				t.Errorf("the NetworkPolicy does not admit the --operator-namespace: %+v", policy.Spec.Ingress)
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no StatefulSet and Secret within 30s: %v, %v", errSts, errSecret)
+			t.Fatalf("no StatefulSet, Secrets and NetworkPolicy within 30s: %v, %v, %v, %v", errSts, errSecret, errCA, errPolicy)
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("the manager stopped before it created the StatefulSet and Secret: %v", err)
 		case <-tick.C:
 		}
+	}
+	// Both were there when the manager started; the one outside
+	// --watch-namespaces got nothing.
+	var outside corev1.SecretList
+	if err := c.List(ctx, &outside, client.InNamespace("elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range outside.Items {
+		t.Errorf("Secret %s made in a namespace the manager does not watch", s.Name)
 	}
 	stop()
 	select {
@@ -95,5 +127,57 @@ func TestManagerReconcilesThroughItsKubeconfig(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Error("the manager did not stop within 30s")
+	}
+}
+
+func TestWatchNamespacesRestrictTheCache(t *testing.T) {
+	tests := []struct {
+		flag    string
+		want    []string
+		wantErr bool
+	}{
+		{flag: "", want: nil},
+		{flag: "shop", want: []string{"shop"}},
+		{flag: "shop, tills,shop", want: []string{"shop", "tills"}},
+		{flag: "shop,,tills", wantErr: true},
+		{flag: "Shop", wantErr: true},
+		{flag: "shop/tills", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := parseNamespaces(tt.flag)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseNamespaces(%q): error %v, want error %v", tt.flag, err, tt.wantErr)
+			continue
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("parseNamespaces(%q) = %q, want %q", tt.flag, got, tt.want)
+		}
+		opts := cacheOptions(got)
+		if len(got) == 0 && opts.DefaultNamespaces != nil {
+			t.Errorf("%q: cache restricted to %v, want every namespace", tt.flag, opts.DefaultNamespaces)
+		}
+		for _, ns := range got {
+			if _, ok := opts.DefaultNamespaces[ns]; !ok || len(opts.DefaultNamespaces) != len(got) {
+				t.Errorf("%q: cache namespaces %v, want %v", tt.flag, opts.DefaultNamespaces, got)
+			}
+		}
+		for obj, by := range opts.ByObject {
+			if by.Label == nil || by.Label.String() != "app.kubernetes.io/name=buytracker" {
+				t.Errorf("%T cached with selector %v, want only the BuyTrackers' own", obj, by.Label)
+			}
+		}
+	}
+}
+
+func TestBadFlagsStopTheManagerWithAClearError(t *testing.T) {
+	for _, args := range [][]string{
+		{"--watch-namespaces=Bad_Name"},
+		{"--operator-namespace="},
+		{"--node-image="},
+	} {
+		err := run(context.Background(), args)
+		if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(strings.SplitN(args[0], "=", 2)[0], "--")) {
+			t.Errorf("%v: error %v, want one naming the flag", args, err)
+		}
 	}
 }

@@ -2,8 +2,15 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/buytracker/buytracker/node/adminapi"
@@ -19,9 +26,28 @@ type AdminClient interface {
 	TransferLeadership(ctx context.Context, target string) (*adminapi.Result, error)
 }
 
-// AdminClientFactory returns a client for the admin API at baseURL (one
-// pod's stable DNS name) that authenticates with token.
-type AdminClientFactory func(baseURL, token string) (AdminClient, error)
+// AdminTarget is one node's admin API and what a call to it needs.
+type AdminTarget struct {
+	// URL is the admin API's base URL: https, the pod's stable name, 8081.
+	URL string
+	// ID is the node's server ID (its pod's name): its certificate must
+	// name it.
+	ID string
+	// Token is the bearer token of the admin API.
+	Token string
+	// CABundle holds the PEM certificates of the CAs the node's
+	// certificate must chain to.
+	CABundle []byte
+}
+
+// AdminClientFactory returns a client for one node's admin API.
+type AdminClientFactory func(AdminTarget) (AdminClient, error)
+
+// adminCredentials is what every admin call of one BuyTracker carries.
+type adminCredentials struct {
+	token    string
+	caBundle []byte
+}
 
 // Deadlines of admin API calls: reads are cheap; a membership change or a
 // leadership transfer commits well within adminCallTimeout on a healthy
@@ -31,17 +57,91 @@ const (
 	adminCallTimeout = 15 * time.Second
 )
 
-// NewAdminClientFactory returns the factory the manager uses: real HTTP
-// clients sharing one connection pool.
+// maxAdminTransports bounds the connection pools kept for (CA bundle,
+// node) pairs; past it they are all closed and made again on demand.
+const maxAdminTransports = 256
+
+// NewAdminClientFactory returns the factory the manager uses: HTTPS clients
+// that verify a node's certificate against its BuyTracker's CA bundle, and
+// that it names the node's server ID, keeping one connection pool per CA
+// bundle and node.
 func NewAdminClientFactory() AdminClientFactory {
-	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: adminCallTimeout,
+	return newAdminClientFactory((&net.Dialer{Timeout: 3 * time.Second}).DialContext)
+}
+
+func newAdminClientFactory(dial func(ctx context.Context, network, addr string) (net.Conn, error)) AdminClientFactory {
+	var (
+		mu         sync.Mutex
+		transports = map[string]*http.Transport{}
+	)
+	return func(t AdminTarget) (AdminClient, error) {
+		sum := sha256.Sum256(t.CABundle)
+		key := fmt.Sprintf("%x/%s/%s", sum[:8], t.ID, t.URL)
+		mu.Lock()
+		transport, ok := transports[key]
+		if !ok {
+			cfg, err := adminTLSConfig(t.CABundle, t.ID)
+			if err != nil {
+				mu.Unlock()
+				return nil, err
+			}
+			if len(transports) >= maxAdminTransports {
+				for k, old := range transports {
+					old.CloseIdleConnections()
+					delete(transports, k)
+				}
+			}
+			transport = &http.Transport{
+				DialContext:           dial,
+				TLSClientConfig:       cfg,
+				TLSHandshakeTimeout:   5 * time.Second,
+				MaxIdleConnsPerHost:   2,
+				IdleConnTimeout:       90 * time.Second,
+				ResponseHeaderTimeout: adminCallTimeout,
+			}
+			transports[key] = transport
+		}
+		mu.Unlock()
+		return adminapi.NewClient(t.URL, t.Token, &http.Client{Transport: transport, Timeout: adminCallTimeout})
 	}
-	httpClient := &http.Client{Transport: transport, Timeout: adminCallTimeout}
-	return func(baseURL, token string) (AdminClient, error) {
-		return adminapi.NewClient(baseURL, token, httpClient)
+}
+
+// adminTLSConfig trusts only the CAs of bundle (the usual chain and host
+// name checks) and requires, in addition, that the certificate name the
+// server ID id.
+func adminTLSConfig(bundle []byte, id string) (*tls.Config, error) {
+	if id == "" {
+		return nil, errors.New("admin client: no server ID to verify")
 	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(bundle) {
+		return nil, errors.New("admin client: the CA bundle holds no certificate")
+	}
+	return &tls.Config{
+		RootCAs:    pool,
+		MinVersion: tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the node sent no certificate")
+			}
+			if leaf := cs.PeerCertificates[0]; !namesID(leaf, id) {
+				return fmt.Errorf("the node's certificate (CN %q, DNS %v) does not name server ID %q", leaf.Subject.CommonName, leaf.DNSNames, id)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// namesID reports whether cert names the server ID id: as its Common Name,
+// or as the first label of one of its DNS names (SPEC "Security").
+func namesID(cert *x509.Certificate, id string) bool {
+	if cert.Subject.CommonName == id {
+		return true
+	}
+	for _, name := range cert.DNSNames {
+		if first, _, _ := strings.Cut(name, "."); first == id {
+			return true
+		}
+	}
+	return false
 }

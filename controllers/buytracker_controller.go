@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,6 +54,15 @@ type BuyTrackerReconciler struct {
 	// ClusterDomain is the cluster's DNS domain (cluster.local).
 	ClusterDomain string
 	Intervals     Intervals
+	// CertPropagation is how long a step of a CA rotation waits after the
+	// last change of a member Secret, so that every pod has read it
+	// (DefaultCertPropagation in a cluster; tests may use 0).
+	CertPropagation time.Duration
+	// OperatorNamespace is the namespace the operator runs in: the
+	// NetworkPolicy admits it to the nodes' admin port.
+	OperatorNamespace string
+	// now is the clock of certificate lifetimes; nil means time.Now.
+	now func() time.Time
 }
 
 // The operator only patches what it changes, so it needs no update verbs.
@@ -60,9 +70,10 @@ type BuyTrackerReconciler struct {
 // +kubebuilder:rbac:groups=buytracker.dev,resources=buytrackers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one BuyTracker one step closer to its spec: children
@@ -80,11 +91,12 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 	var (
-		view *clusterView
-		next = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
+		view      *clusterView
+		tlsStatus *buytrackerv1alpha1.TLSStatus
+		next      = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
 	)
 	defer func() {
-		serr := r.writeStatus(ctx, &bt, view, next, err)
+		serr := r.writeStatus(ctx, &bt, view, tlsStatus, next, err)
 		switch {
 		case apierrors.IsConflict(serr):
 			// The cache held an older BuyTracker than the server: look
@@ -107,7 +119,23 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	certs, err := r.reconcileCertificates(ctx, &bt, n, initial)
+	if err != nil {
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{}, err
+		}
+		// A certificate Secret changed, or appeared, since it was read
+		// (the cache lags behind this controller's own writes): look
+		// again soon rather than report an error.
+		logf.FromContext(ctx).V(1).Info("Certificate Secret changed since it was read; observing again", "error", err)
+		return ctrl.Result{RequeueAfter: r.intervals().Progress}, nil
+	}
+	tlsStatus = certs.status
+	admin := adminCredentials{token: token, caBundle: certs.bundle}
 	if err := r.reconcileServices(ctx, &bt, n); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileNetworkPolicy(ctx, &bt, n); err != nil {
 		return ctrl.Result{}, err
 	}
 	sts, err := r.reconcileStatefulSet(ctx, &bt, n, initial)
@@ -118,7 +146,7 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		next = wait(buytrackerv1alpha1.ReasonStorageChange, "waiting for the old StatefulSet to go before creating its replacement")
 		return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
 	}
-	v, err := r.observe(ctx, &bt, n, sts, token)
+	v, err := r.observe(ctx, &bt, n, sts, admin)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -128,21 +156,28 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	next = planNext(v)
 	logf.FromContext(ctx).V(1).Info("Planned step", "action", next.action, "phase", next.phase, "note", next.note)
-	if err := r.execute(ctx, &bt, n, sts, v, next, token); err != nil {
+	if err := r.execute(ctx, &bt, n, sts, v, next, admin); err != nil {
 		return ctrl.Result{}, err
 	}
+	after := r.intervals().Steady
 	switch {
 	case next.action != actionWait:
-		return ctrl.Result{RequeueAfter: r.intervals().Progress}, nil
+		after = r.intervals().Progress
 	case next.phase != buytrackerv1alpha1.ReasonReconciled:
-		return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
+		after = r.intervals().Wait
 	}
-	return ctrl.Result{RequeueAfter: r.intervals().Steady}, nil
+	if certs.requeue > 0 {
+		after = min(after, certs.requeue)
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
 
 // writeStatus patches the status when this pass changed it, and only then.
-func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, v *clusterView, s step, loopErr error) error {
+func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, v *clusterView, tls *buytrackerv1alpha1.TLSStatus, s step, loopErr error) error {
 	status := nextStatus(bt, v, s, loopErr)
+	if tls != nil {
+		status.TLS = tls
+	}
 	if equality.Semantic.DeepEqual(status, bt.Status) {
 		return nil
 	}
@@ -188,6 +223,13 @@ func (r *BuyTrackerReconciler) event(bt *buytrackerv1alpha1.BuyTracker, eventTyp
 	r.Recorder.Eventf(bt, nil, eventType, reason, action, format, args...)
 }
 
+func (r *BuyTrackerReconciler) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
+}
+
 func (r *BuyTrackerReconciler) intervals() Intervals {
 	if r.Intervals == (Intervals{}) {
 		return DefaultIntervals
@@ -196,14 +238,16 @@ func (r *BuyTrackerReconciler) intervals() Intervals {
 }
 
 // SetupWithManager registers the reconciler: it runs on changes of a
-// BuyTracker's spec, of its children and of its pods.
+// BuyTracker's spec or annotations, of its children and of its pods.
 func (r *BuyTrackerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&buytrackerv1alpha1.BuyTracker{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Annotations too: buytracker.dev/rotate-ca asks for a CA rotation.
+		For(&buytrackerv1alpha1.BuyTracker{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.Secret{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podOwner)).
 		Named("buytracker").
 		Complete(r)

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -96,6 +97,11 @@ func (f *directFixture) children(t *testing.T) map[string]client.Object {
 		"Service/promo-peers":       &corev1.Service{},
 		"PodDisruptionBudget/promo": &policyv1.PodDisruptionBudget{},
 		"Secret/promo-admin-token":  &corev1.Secret{},
+		"Secret/promo-ca":           &corev1.Secret{},
+		"Secret/promo-0-tls":        &corev1.Secret{},
+		"Secret/promo-1-tls":        &corev1.Secret{},
+		"Secret/promo-2-tls":        &corev1.Secret{},
+		"NetworkPolicy/promo":       &networkingv1.NetworkPolicy{},
 	} {
 		f.get(t, name[strings.Index(name, "/")+1:], obj)
 		out[name] = obj

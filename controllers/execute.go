@@ -15,7 +15,7 @@ import (
 )
 
 // execute carries out one planned step and records an Event for it.
-func (r *BuyTrackerReconciler) execute(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, sts *appsv1.StatefulSet, v clusterView, s step, token string) error {
+func (r *BuyTrackerReconciler) execute(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, sts *appsv1.StatefulSet, v clusterView, s step, creds adminCredentials) error {
 	var (
 		reason, verb string
 		err          error
@@ -28,19 +28,19 @@ func (r *BuyTrackerReconciler) execute(ctx context.Context, bt *buytrackerv1alph
 		err = r.scaleStatefulSet(ctx, sts, s.replicas)
 	case actionAddMember:
 		reason, verb = "MemberAdded", "AddMember"
-		err = r.callLeader(ctx, n, v, token, func(ctx context.Context, a AdminClient) error {
+		err = r.callLeader(ctx, n, v, creds, func(ctx context.Context, a AdminClient) error {
 			_, err := a.AddMember(ctx, s.member, s.address)
 			return err
 		})
 	case actionRemoveMember:
 		reason, verb = "MemberRemoved", "RemoveMember"
-		err = r.callLeader(ctx, n, v, token, func(ctx context.Context, a AdminClient) error {
+		err = r.callLeader(ctx, n, v, creds, func(ctx context.Context, a AdminClient) error {
 			_, err := a.RemoveMember(ctx, s.member)
 			return err
 		})
 	case actionTransferLeadership:
 		reason, verb = "LeadershipTransferred", "TransferLeadership"
-		err = r.callLeader(ctx, n, v, token, func(ctx context.Context, a AdminClient) error {
+		err = r.callLeader(ctx, n, v, creds, func(ctx context.Context, a AdminClient) error {
 			_, err := a.TransferLeadership(ctx, s.target)
 			return err
 		})
@@ -60,8 +60,8 @@ func (r *BuyTrackerReconciler) execute(ctx context.Context, bt *buytrackerv1alph
 
 // callLeader sends a membership call to the leader's pod (any node would
 // forward it there, the leader saves a hop).
-func (r *BuyTrackerReconciler) callLeader(ctx context.Context, n clusterNames, v clusterView, token string, call func(context.Context, AdminClient) error) error {
-	admin, err := r.adminClient(n, v.raft.Leader, token)
+func (r *BuyTrackerReconciler) callLeader(ctx context.Context, n clusterNames, v clusterView, creds adminCredentials, call func(context.Context, AdminClient) error) error {
+	admin, err := r.adminClient(n, v.raft.Leader, creds)
 	if err != nil {
 		return err
 	}

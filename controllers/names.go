@@ -17,6 +17,10 @@ const (
 	adminPort int32 = 8081
 )
 
+// maxMembers is the largest cluster the API allows (spec.replicas): the
+// pod template provides for the certificates of that many members.
+const maxMembers int32 = 9
+
 // Label keys, and the annotation that records a cluster's initial size.
 const (
 	labelName      = "app.kubernetes.io/name"
@@ -47,6 +51,11 @@ func (n clusterNames) statefulSet() string   { return n.name }
 func (n clusterNames) clientService() string { return n.name }
 func (n clusterNames) peerService() string   { return n.name + "-peers" }
 func (n clusterNames) adminSecret() string   { return n.name + "-admin-token" }
+func (n clusterNames) caSecret() string      { return n.name + "-ca" }
+func (n clusterNames) networkPolicy() string { return n.name }
+
+// memberSecret holds one member's certificate; pod may be "$(POD_NAME)".
+func (n clusterNames) memberSecret(pod string) string { return pod + "-tls" }
 func (n clusterNames) disruptionBudget() string {
 	return n.name
 }
@@ -77,7 +86,7 @@ func (n clusterNames) raftAddress(pod string) string {
 }
 
 func (n clusterNames) adminURL(pod string) string {
-	return fmt.Sprintf("http://%s:%d", n.host(pod), adminPort)
+	return fmt.Sprintf("https://%s:%d", n.host(pod), adminPort)
 }
 
 // initialCluster is the --initial-cluster value for a cluster created with

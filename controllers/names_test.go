@@ -22,5 +22,5 @@ func TestOrdinal(t *testing.T) {
 			t.Errorf("ordinal(%q) = %d, %v; want %d, %v", tt.pod, got, ok, tt.want, tt.ok)
 		}
 	}
-	expect(t, "admin URL", testNames.adminURL("promo-1"), "http://promo-1.promo-peers.shop.svc.cluster.local:8081")
+	expect(t, "admin URL", testNames.adminURL("promo-1"), "https://promo-1.promo-peers.shop.svc.cluster.local:8081")
 }

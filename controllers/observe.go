@@ -20,7 +20,7 @@ const maxClusterQueries = 3
 
 // observe reads the StatefulSet's pods and asks the nodes for the Raft
 // configuration.
-func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, sts *appsv1.StatefulSet, token string) (clusterView, error) {
+func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, sts *appsv1.StatefulSet, admin adminCredentials) (clusterView, error) {
 	v := clusterView{
 		names:       n,
 		desired:     bt.DesiredReplicas(),
@@ -49,7 +49,7 @@ func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alph
 			uid:         p.UID,
 		}
 	}
-	v.raft, v.leaderLastIndex = r.askCluster(ctx, bt, n, token, v)
+	v.raft, v.leaderLastIndex = r.askCluster(ctx, bt, n, admin, v)
 	return v, nil
 }
 
@@ -57,7 +57,7 @@ func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alph
 // ones, for the configuration. When the StatefulSet is to shrink it also
 // reads the leader's last log index first, so that the planner can tell
 // that the removals before it have committed.
-func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, token string, v clusterView) (*adminapi.Cluster, uint64) {
+func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, creds adminCredentials, v clusterView) (*adminapi.Cluster, uint64) {
 	log := logf.FromContext(ctx)
 	var candidates []string
 	add := func(name string) {
@@ -75,7 +75,7 @@ func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1a
 	}
 	var cluster *adminapi.Cluster
 	for _, pod := range candidates[:min(len(candidates), maxClusterQueries)] {
-		c, err := r.callCluster(ctx, n, pod, token)
+		c, err := r.callCluster(ctx, n, pod, creds)
 		if err == nil {
 			cluster = c
 			break
@@ -88,7 +88,7 @@ func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1a
 	// Last index, then the configuration, both from the leader: every
 	// entry up to that index, hence every earlier removal, has committed
 	// once the commit index reaches it.
-	admin, err := r.adminClient(n, cluster.Leader, token)
+	admin, err := r.adminClient(n, cluster.Leader, creds)
 	if err != nil {
 		return cluster, 0
 	}
@@ -106,8 +106,8 @@ func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1a
 	return again, st.LastIndex
 }
 
-func (r *BuyTrackerReconciler) callCluster(ctx context.Context, n clusterNames, pod, token string) (*adminapi.Cluster, error) {
-	admin, err := r.adminClient(n, pod, token)
+func (r *BuyTrackerReconciler) callCluster(ctx context.Context, n clusterNames, pod string, creds adminCredentials) (*adminapi.Cluster, error) {
+	admin, err := r.adminClient(n, pod, creds)
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +116,8 @@ func (r *BuyTrackerReconciler) callCluster(ctx context.Context, n clusterNames, 
 	return admin.Cluster(ctx)
 }
 
-func (r *BuyTrackerReconciler) adminClient(n clusterNames, pod, token string) (AdminClient, error) {
-	return r.AdminClients(n.adminURL(pod), token)
+func (r *BuyTrackerReconciler) adminClient(n clusterNames, pod string, creds adminCredentials) (AdminClient, error) {
+	return r.AdminClients(AdminTarget{URL: n.adminURL(pod), ID: pod, Token: creds.token, CABundle: creds.caBundle})
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -40,16 +40,20 @@ func newScriptedCluster(names clusterNames, size int32, leader int32) *scriptedC
 }
 
 func (s *scriptedCluster) factory() AdminClientFactory {
-	return func(baseURL, token string) (AdminClient, error) {
-		u, err := url.Parse(baseURL)
+	return func(target AdminTarget) (AdminClient, error) {
+		u, err := url.Parse(target.URL)
 		if err != nil {
 			return nil, err
 		}
 		pod, _, _ := strings.Cut(u.Hostname(), ".")
-		if u.Hostname() != s.names.host(pod) {
-			return nil, fmt.Errorf("%s is not a node of %s/%s", baseURL, s.names.namespace, s.names.name)
+		if u.Scheme != "https" || u.Hostname() != s.names.host(pod) || target.ID != pod {
+			return nil, fmt.Errorf("%s (ID %q) is not the admin API of a node of %s/%s", target.URL, target.ID, s.names.namespace, s.names.name)
 		}
-		return &scriptedNode{cluster: s, pod: pod, token: token}, nil
+		// What the real client does first: a bundle without a CA fails.
+		if _, err := adminTLSConfig(target.CABundle, target.ID); err != nil {
+			return nil, err
+		}
+		return &scriptedNode{cluster: s, pod: pod, token: target.Token}, nil
 	}
 }
 

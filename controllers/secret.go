@@ -17,9 +17,9 @@ import (
 // pods see it as the file adminTokenPath.
 const (
 	adminTokenKey  = "token"
-	adminTokenDir  = "/etc/buytracker"
+	credentialsDir = "/etc/buytracker"
 	adminTokenFile = "admin-token"
-	adminTokenPath = adminTokenDir + "/" + adminTokenFile
+	adminTokenPath = credentialsDir + "/" + adminTokenFile
 )
 
 // newAdminToken returns 32 random bytes, hex encoded.

@@ -19,6 +19,9 @@ const (
 	nodeBinary    = "/buytracker-node"
 	dataVolume    = "data"
 	dataDir       = "/data"
+	// credentialsVolume holds the admin token and the certificates.
+	credentialsVolume = "credentials"
+	memberTLSSubdir   = "tls"
 	// nonRootID is the "nonroot" user and group of the node image.
 	nonRootID int64 = 65532
 )
@@ -93,11 +96,7 @@ func desiredPodTemplate(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{nodeContainerSpec(bt, n, in)},
 			Volumes: []corev1.Volume{
-				{Name: "admin-token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-					SecretName:  n.adminSecret(),
-					Items:       []corev1.KeyToPath{{Key: adminTokenKey, Path: adminTokenFile}},
-					DefaultMode: ptr.To[int32](0o440),
-				}}},
+				{Name: credentialsVolume, VolumeSource: corev1.VolumeSource{Projected: credentialsProjection(n)}},
 				{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			},
 			SecurityContext: &corev1.PodSecurityContext{
@@ -124,6 +123,40 @@ func desiredPodTemplate(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 
 // preferSpreadOverNodes asks the scheduler to put members on different
 // nodes when it can, and to run them anyway when it cannot.
+// credentialsProjection is what the node reads from /etc/buytracker: the
+// admin token, and the certificate Secret of every member the cluster can
+// have, each under tls/<pod>/. The pods share one template, so each sees
+// every member's files and picks its own with --tls-dir; the sources are
+// optional, so a scale changes neither the template nor the running pods.
+// The price: every pod can read every member's key (cert-manager's CSI
+// driver, or one Secret volume per pod, would avoid it).
+func credentialsProjection(n clusterNames) *corev1.ProjectedVolumeSource {
+	sources := []corev1.VolumeProjection{{Secret: &corev1.SecretProjection{
+		LocalObjectReference: corev1.LocalObjectReference{Name: n.adminSecret()},
+		Items:                []corev1.KeyToPath{{Key: adminTokenKey, Path: adminTokenFile}},
+	}}}
+	for i := range maxMembers {
+		pod := n.pod(i)
+		var items []corev1.KeyToPath
+		for _, key := range []string{keyCABundle, keyTLSCert, keyTLSKey} {
+			items = append(items, corev1.KeyToPath{Key: key, Path: memberTLSSubdir + "/" + pod + "/" + key})
+		}
+		sources = append(sources, corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: n.memberSecret(pod)},
+			Items:                items,
+			Optional:             ptr.To(true),
+		}})
+	}
+	// Readable by the node's group (fsGroup) only.
+	return &corev1.ProjectedVolumeSource{Sources: sources, DefaultMode: ptr.To[int32](0o440)}
+}
+
+// memberTLSDir is where a pod finds its own ca.crt, tls.crt and tls.key;
+// pod may be "$(POD_NAME)".
+func memberTLSDir(pod string) string {
+	return credentialsDir + "/" + memberTLSSubdir + "/" + pod
+}
+
 func preferSpreadOverNodes(n clusterNames) *corev1.Affinity {
 	return &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
@@ -157,10 +190,12 @@ func nodeContainerSpec(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in sta
 		},
 		Resources: bt.Spec.Resources,
 		// A node replaying a long log may take a while to serve: the
-		// startup probe gives it two minutes before liveness applies.
-		StartupProbe:   httpProbe("/health", 2, 60),
-		LivenessProbe:  httpProbe("/health", 10, 6),
-		ReadinessProbe: httpProbe("/ready", 5, 2),
+		// startup probe gives it two minutes before liveness applies. The
+		// probes use the admin port, which serves /health and /ready
+		// without a token; the kubelet does not verify the certificate.
+		StartupProbe:   adminProbe("/health", 2, 60),
+		LivenessProbe:  adminProbe("/health", 10, 6),
+		ReadinessProbe: adminProbe("/ready", 5, 2),
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr.To(false),
 			ReadOnlyRootFilesystem:   ptr.To(true),
@@ -169,7 +204,7 @@ func nodeContainerSpec(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in sta
 		},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: dataVolume, MountPath: dataDir},
-			{Name: "admin-token", MountPath: adminTokenDir, ReadOnly: true},
+			{Name: credentialsVolume, MountPath: credentialsDir, ReadOnly: true},
 			{Name: "tmp", MountPath: "/tmp"},
 		},
 	}
@@ -189,6 +224,11 @@ func nodeArgs(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initialReplicas
 		fmt.Sprintf("--advertise-http=http://%s:%d", n.host(self), httpPort),
 		"--initial-cluster=" + n.initialCluster(initialReplicas),
 		"--admin-token-file=" + adminTokenPath,
+		"--tls-dir=" + memberTLSDir(self),
+		// The data dir records it: a node refuses a volume of another
+		// cluster, such as a claim left by a deleted BuyTracker of the
+		// same name.
+		"--cluster-id=" + string(bt.UID),
 	}
 	if r := bt.Spec.Raft; r != nil {
 		if r.HeartbeatTimeout != nil {
@@ -204,10 +244,10 @@ func nodeArgs(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initialReplicas
 	return args
 }
 
-func httpProbe(path string, period, failures int32) *corev1.Probe {
+func adminProbe(path string, period, failures int32) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: path, Port: intstr.FromString("http"), Scheme: corev1.URISchemeHTTP,
+			Path: path, Port: intstr.FromString("admin"), Scheme: corev1.URISchemeHTTPS,
 		}},
 		PeriodSeconds:    period,
 		TimeoutSeconds:   3,

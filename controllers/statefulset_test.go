@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -71,17 +72,68 @@ func TestDesiredStatefulSet(t *testing.T) {
 			for _, m := range pod.Containers[0].VolumeMounts {
 				mounts[m.Name] = m.MountPath
 			}
-			expect(t, "mounts", mounts, map[string]string{"data": "/data", "admin-token": "/etc/buytracker", "tmp": "/tmp"})
-			expect(t, "token secret", pod.Volumes[0].Secret.SecretName, "promo-admin-token")
+			expect(t, "mounts", mounts, map[string]string{"data": "/data", "credentials": "/etc/buytracker", "tmp": "/tmp"})
 		},
 	}, {
-		name: "probes: liveness /health and readiness /ready on the client port",
+		name: "credentials: the admin token and every member's certificate Secret in one projected volume",
+		bt:   testBuyTracker(),
+		check: func(t *testing.T, sts *appsv1.StatefulSet) {
+			pod := sts.Spec.Template.Spec
+			var projected *corev1.ProjectedVolumeSource
+			for _, v := range pod.Volumes {
+				if v.Name == "credentials" {
+					projected = v.Projected
+				}
+			}
+			if projected == nil {
+				t.Fatalf("no projected volume credentials in %+v", pod.Volumes)
+			}
+			expect(t, "file mode", *projected.DefaultMode, int32(0o440))
+			got := map[string]string{}
+			for _, src := range projected.Sources {
+				if src.Secret == nil {
+					t.Fatalf("a source that is not a Secret: %+v", src)
+				}
+				optional := ptr.Deref(src.Secret.Optional, false)
+				for _, item := range src.Secret.Items {
+					got[src.Secret.Name+"/"+item.Key] = fmt.Sprintf("%s optional=%v", item.Path, optional)
+				}
+			}
+			want := map[string]string{"promo-admin-token/token": "admin-token optional=false"}
+			for i := range 9 {
+				for _, key := range []string{"ca.crt", "tls.crt", "tls.key"} {
+					want[fmt.Sprintf("promo-%d-tls/%s", i, key)] = fmt.Sprintf("tls/promo-%d/%s optional=true", i, key)
+				}
+			}
+			expect(t, "projected files", got, want)
+			c := pod.Containers[0]
+			if !slices.Contains(c.Args, "--tls-dir=/etc/buytracker/tls/$(POD_NAME)") {
+				t.Errorf("no --tls-dir of the pod's own certificate in %v", c.Args)
+			}
+			if c.Env[0].Name != "POD_NAME" || c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.name" {
+				t.Errorf("POD_NAME does not come first from the downward API: %+v", c.Env)
+			}
+		},
+	}, {
+		name: "scaling does not change the pod template",
+		bt:   testBuyTracker(),
+		check: func(t *testing.T, sts *appsv1.StatefulSet) {
+			bigger := testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) { bt.Spec.Replicas = ptr.To[int32](9) })
+			other := desiredStatefulSet(bigger, testNames, statefulSetInputs{nodeImage: "buytracker/node:dev", initialReplicas: 3, replicas: 9})
+			expect(t, "template", other.Spec.Template, sts.Spec.Template)
+		},
+	}, {
+		name: "probes: /health for startup and liveness, /ready for readiness, on the admin port over HTTPS",
 		bt:   testBuyTracker(),
 		check: func(t *testing.T, sts *appsv1.StatefulSet) {
 			c := sts.Spec.Template.Spec.Containers[0]
+			expect(t, "startup path", c.StartupProbe.HTTPGet.Path, "/health")
 			expect(t, "liveness path", c.LivenessProbe.HTTPGet.Path, "/health")
 			expect(t, "readiness path", c.ReadinessProbe.HTTPGet.Path, "/ready")
-			expect(t, "probe port", c.ReadinessProbe.HTTPGet.Port.StrVal, "http")
+			for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+				expect(t, name+" probe port", p.HTTPGet.Port.StrVal, "admin")
+				expect(t, name+" probe scheme", p.HTTPGet.Scheme, corev1.URISchemeHTTPS)
+			}
 			ports := map[string]int32{}
 			for _, p := range c.Ports {
 				ports[p.Name] = p.ContainerPort
@@ -145,6 +197,8 @@ func TestNodeArgs(t *testing.T) {
 			"--advertise-http=http://$(POD_NAME)" + peer + ":8080",
 			"--initial-cluster=promo-0=promo-0" + peer + ":7000,promo-1=promo-1" + peer + ":7000,promo-2=promo-2" + peer + ":7000",
 			"--admin-token-file=/etc/buytracker/admin-token",
+			"--tls-dir=/etc/buytracker/tls/$(POD_NAME)",
+			"--cluster-id=uid-1",
 		},
 		absent: []string{"--heartbeat-timeout", "--election-timeout", "--snapshot-threshold"},
 	}, {

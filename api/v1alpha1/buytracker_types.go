@@ -153,11 +153,38 @@ type BuyTrackerStatus struct {
 	// +optional
 	Members []MemberStatus `json:"members,omitempty"`
 
+	// tls reports the cluster's certificates.
+	// +optional
+	TLS *TLSStatus `json:"tls,omitempty"`
+
 	// conditions are Available, Progressing and Degraded.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// TLSStatus reports the certificates the operator issues for the members'
+// mutual TLS.
+type TLSStatus struct {
+	// caSecret names the Secret holding the cluster's CA.
+	// +optional
+	CASecret string `json:"caSecret,omitempty"`
+	// caNotAfter is when the CA that issues member certificates expires.
+	// +optional
+	CANotAfter *metav1.Time `json:"caNotAfter,omitempty"`
+	// membersNotAfter is when the first member certificate expires; the
+	// operator renews each once less than a third of its life remains.
+	// +optional
+	MembersNotAfter *metav1.Time `json:"membersNotAfter,omitempty"`
+	// caRotation is the step of a CA rotation under way (PublishingBundle,
+	// ReissuingMembers, DroppingOldCA), empty when none is.
+	// +optional
+	CARotation string `json:"caRotation,omitempty"`
+	// lastCARotation is the value of the buytracker.dev/rotate-ca
+	// annotation the last rotation was started for.
+	// +optional
+	LastCARotation string `json:"lastCARotation,omitempty"`
 }
 
 // MemberStatus is one member of the Raft configuration.

@@ -37,3 +37,21 @@ const (
 	ReasonMemberUnavailable = "MemberUnavailable"
 	ReasonMemberLagging     = "MemberLagging"
 )
+
+// AnnotationRotateCA on a BuyTracker asks for a new CA: set it to any value
+// other than the last one and the operator rotates the cluster's CA, with
+// an overlap, through the steps below.
+const AnnotationRotateCA = "buytracker.dev/rotate-ca"
+
+// Steps of a CA rotation, reported in status.tls.caRotation (empty when
+// none is under way).
+const (
+	// CARotationPublishingBundle: every member is given the old and the
+	// new CA to trust; certificates are still issued by the old one.
+	CARotationPublishingBundle = "PublishingBundle"
+	// CARotationReissuingMembers: member certificates are re-issued by the
+	// new CA; both are still trusted.
+	CARotationReissuingMembers = "ReissuingMembers"
+	// CARotationDroppingOldCA: the old CA leaves every member's bundle.
+	CARotationDroppingOldCA = "DroppingOldCA"
+)

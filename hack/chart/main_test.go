@@ -70,8 +70,8 @@ func TestWriteFollowsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := clusterRoleHead + "rules:\n- apiGroups: [\"\"]\n  resources: [pods]\n  verbs: [get]\n"; string(role) != want {
-		t.Errorf("clusterrole.yaml =\n%s\nwant\n%s", role, want)
+	if want := managerRoleHead + "rules:\n- apiGroups: [\"\"]\n  resources: [pods]\n  verbs: [get]\n" + managerRoleTail; string(role) != want {
+		t.Errorf("manager-role.yaml =\n%s\nwant\n%s", role, want)
 	}
 }
 

@@ -47,9 +47,9 @@ type rendered struct {
 // validate checks a render on its own, as an API server would and more:
 // each object has a known kind and apiVersion, decodes into its Go type
 // with no unknown field, sits in the release's namespace unless cluster
-// scoped, and every reference resolves (ServiceAccounts, roles, selectors,
-// ports).
-func validate(ms []manifest, namespace string) []string {
+// scoped (or a Role or RoleBinding in one of the watched namespaces), and
+// every reference resolves (ServiceAccounts, roles, selectors, ports).
+func validate(ms []manifest, namespace string, watched ...string) []string {
 	specs := kindSpecs()
 	r := rendered{keys: map[string]bool{}, typed: map[string]runtime.Object{}}
 	var problems []string
@@ -63,7 +63,8 @@ func validate(ms []manifest, namespace string) []string {
 			problems = append(problems, fmt.Sprintf("%s: apiVersion %s, want %s", m.key(), m.apiVersion(), spec.apiVersion))
 		case spec.clusterScoped && m.namespace() != "":
 			problems = append(problems, m.key()+": cluster-scoped, but has a namespace")
-		case !spec.clusterScoped && m.namespace() != namespace:
+		case !spec.clusterScoped && m.namespace() != namespace &&
+			!((m.kind() == "Role" || m.kind() == "RoleBinding") && slices.Contains(watched, m.namespace())):
 			problems = append(problems, fmt.Sprintf("%s: namespace %q, want the release's, %q", m.key(), m.namespace(), namespace))
 		}
 		if r.keys[m.key()] {

@@ -18,6 +18,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -58,6 +59,7 @@ func TestEndToEnd(t *testing.T) {
 		{"PodDeletedWithItsVolume", func(t *testing.T) { e.lostVolume(ctx, t) }},
 		{"ScaleThreeToFiveToThree", func(t *testing.T) { e.scale(ctx, t) }},
 		{"RollingImageChange", func(t *testing.T) { e.rollingImageChange(ctx, t) }},
+		{"RotateCAUnderWrites", func(t *testing.T) { e.rotateCAUnderWrites(ctx, t) }},
 		{"DeleteRemovesChildren", func(t *testing.T) { e.deleteRemovesChildren(ctx, t) }},
 	}
 	for _, s := range steps {
@@ -502,6 +504,9 @@ func (e *env) deleteRemovesChildren(ctx context.Context, t *testing.T) {
 		{btName + "-peers", &corev1.Service{}},
 		{btName, &policyv1.PodDisruptionBudget{}},
 		{btName + "-admin-token", &corev1.Secret{}},
+		{btName + "-ca", &corev1.Secret{}},
+		{btName + "-0-tls", &corev1.Secret{}},
+		{btName, &networkingv1.NetworkPolicy{}},
 		{btName, &buytrackerv1alpha1.BuyTracker{}},
 	}
 	for _, ch := range children {

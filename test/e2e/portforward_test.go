@@ -4,10 +4,15 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
@@ -38,7 +43,7 @@ func (p *podPorts) Close() {
 }
 
 // forward opens a port-forward to pod's client and admin ports. The admin
-// client carries the cluster's bearer token.
+// client speaks HTTPS (adminTLS) and carries the cluster's bearer token.
 func (e *env) forward(ctx context.Context, pod, token string) (*podPorts, error) {
 	transport, upgrader, err := spdy.RoundTripperFor(e.cfg)
 	if err != nil {
@@ -88,7 +93,13 @@ func (e *env) forward(ctx context.Context, pod, token string) (*podPorts, error)
 		case clientPort:
 			p.clientURL = fmt.Sprintf("http://127.0.0.1:%d", fp.Local)
 		case adminPort:
-			adm, err := adminapi.NewClient(fmt.Sprintf("http://127.0.0.1:%d", fp.Local), token, &http.Client{Timeout: 10 * time.Second})
+			tlsConfig, err := e.adminTLS(ctx, pod)
+			if err != nil {
+				p.Close()
+				return nil, err
+			}
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}
+			adm, err := adminapi.NewClient(fmt.Sprintf("https://127.0.0.1:%d", fp.Local), token, client)
 			if err != nil {
 				p.Close()
 				return nil, err
@@ -97,6 +108,31 @@ func (e *env) forward(ctx context.Context, pod, token string) (*podPorts, error)
 		}
 	}
 	return p, nil
+}
+
+// adminTLS is how the test, like the operator, checks a node's admin
+// API (HTTPS under the operator): the certificate must chain to the CAs
+// of the pod's BuyTracker (read afresh, so that it follows a CA rotation)
+// and name the pod's stable DNS name, whatever 127.0.0.1 port reaches it.
+func (e *env) adminTLS(ctx context.Context, pod string) (*tls.Config, error) {
+	i := strings.LastIndex(pod, "-")
+	if i < 0 {
+		return nil, fmt.Errorf("%s is not a pod of a BuyTracker", pod)
+	}
+	bt := pod[:i]
+	s, err := e.kube.CoreV1().Secrets(e.ns).Get(ctx, bt+"-ca", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("CA secret of %s: %w", bt, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(s.Data["ca.crt"]) {
+		return nil, fmt.Errorf("secret %s-ca has no ca.crt", bt)
+	}
+	return &tls.Config{
+		RootCAs:    pool,
+		ServerName: fmt.Sprintf("%s.%s-peers.%s.svc", pod, bt, e.ns),
+		MinVersion: tls.VersionTLS12,
+	}, nil
 }
 
 // withPod runs fn with a fresh port-forward to pod and closes it after.
