@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/buytracker/buytracker/node/adminapi"
+	"github.com/buytracker/buytracker/node/pki"
 )
 
 // AdminClient is the part of a node's admin API the operator uses;
@@ -124,24 +124,10 @@ func adminTLSConfig(bundle []byte, id string) (*tls.Config, error) {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("the node sent no certificate")
 			}
-			if leaf := cs.PeerCertificates[0]; !namesID(leaf, id) {
+			if leaf := cs.PeerCertificates[0]; !pki.NamesID(leaf, id) {
 				return fmt.Errorf("the node's certificate (CN %q, DNS %v) does not name server ID %q", leaf.Subject.CommonName, leaf.DNSNames, id)
 			}
 			return nil
 		},
 	}, nil
-}
-
-// namesID reports whether cert names the server ID id: as its Common Name,
-// or as the first label of one of its DNS names (SPEC "Security").
-func namesID(cert *x509.Certificate, id string) bool {
-	if cert.Subject.CommonName == id {
-		return true
-	}
-	for _, name := range cert.DNSNames {
-		if first, _, _ := strings.Cut(name, "."); first == id {
-			return true
-		}
-	}
-	return false
 }

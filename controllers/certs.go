@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+	"github.com/buytracker/buytracker/node/pki"
 )
 
 // The members' certificates: one CA per BuyTracker (Secret <name>-ca) and
@@ -145,7 +146,7 @@ func (r *BuyTrackerReconciler) reconcileCA(ctx context.Context, bt *buytrackerv1
 	case !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("get secret %s: %w", n.caSecret(), err)
 	}
-	certPEM, keyPEM, err := newCA(caCommonName(n), now.Add(caValidity))
+	certPEM, keyPEM, err := pki.NewCA(caCommonName(n), now.Add(caValidity))
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +195,7 @@ func parseAuthority(s *corev1.Secret) (*authority, error) {
 // startCARotation makes a new CA and publishes it next to the old one; the
 // old one keeps issuing until every member trusts both.
 func (r *BuyTrackerReconciler) startCARotation(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, ca *authority, now time.Time) (*authority, error) {
-	certPEM, keyPEM, err := newCA(caCommonName(n), now.Add(caValidity))
+	certPEM, keyPEM, err := pki.NewCA(caCommonName(n), now.Add(caValidity))
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +302,9 @@ func (r *BuyTrackerReconciler) reconcileMemberSecret(ctx context.Context, bt *bu
 	if existing != nil && memberCertCurrent(existing.Data, ca.cert, pod, names, now) {
 		data[keyTLSCert], data[keyTLSKey] = existing.Data[keyTLSCert], existing.Data[keyTLSKey]
 	} else {
-		certPEM, keyPEM, err := issueMember(ca.certPEM, ca.keyPEM, pod, names, nil, now.Add(memberValidity))
+		// A member certificate never outlives its CA (the CA rotates in
+		// its last third of life, long before that matters).
+		certPEM, keyPEM, err := pki.IssueMember(ca.certPEM, ca.keyPEM, pod, names, nil, minTime(now.Add(memberValidity), ca.cert.NotAfter))
 		if err != nil {
 			return nil, false, err
 		}
@@ -403,4 +406,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

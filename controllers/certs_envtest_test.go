@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+	"github.com/buytracker/buytracker/node/pki"
 )
 
 // memberTLS reads the member Secrets of promo-0 .. promo-(count-1).
@@ -48,7 +49,7 @@ func verifyMember(n clusterNames, pod string, s *corev1.Secret, bundle []byte) e
 			return fmt.Errorf("%s as %v: %w", pod, usage, err)
 		}
 	}
-	if !namesID(cert, pod) {
+	if !pki.NamesID(cert, pod) {
 		return fmt.Errorf("%s: certificate does not name its ID", pod)
 	}
 	return nil

@@ -1,9 +1,17 @@
 package controllers
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"testing"
 	"time"
+
+	"github.com/buytracker/buytracker/node/pki"
 )
 
 // testCA is a CA with its PEM, for tests that issue certificates.
@@ -14,7 +22,7 @@ type testCA struct {
 
 func newTestCA(t *testing.T, notAfter time.Time) testCA {
 	t.Helper()
-	certPEM, keyPEM, err := newCA("test CA", notAfter)
+	certPEM, keyPEM, err := pki.NewCA("test CA", notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,11 +35,50 @@ func newTestCA(t *testing.T, notAfter time.Time) testCA {
 
 func (ca testCA) issue(t *testing.T, id string, names []string, notAfter time.Time) map[string][]byte {
 	t.Helper()
-	certPEM, keyPEM, err := issueMember(ca.certPEM, ca.keyPEM, id, names, nil, notAfter)
+	if !notAfter.After(time.Now()) {
+		return ca.issueExpired(t, id, names, notAfter)
+	}
+	certPEM, keyPEM, err := pki.IssueMember(ca.certPEM, ca.keyPEM, id, names, nil, notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return map[string][]byte{keyTLSCert: certPEM, keyTLSKey: keyPEM, keyCABundle: ca.certPEM}
+}
+
+// issueExpired signs a member certificate that expired at notAfter, which
+// node/pki rightly refuses to issue, for tests of the verification.
+func (ca testCA) issueExpired(t *testing.T, id string, names []string, notAfter time.Time) map[string][]byte {
+	t.Helper()
+	caCert, caKey, err := pki.ParseCA(ca.certPEM, ca.keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: id},
+		DNSNames:     names,
+		NotBefore:    notAfter.Add(-time.Hour),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{
+		keyTLSCert:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyTLSKey:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		keyCABundle: ca.certPEM,
+	}
 }
 
 func TestIssuedMemberCertificateChainsToItsCAForBothEnds(t *testing.T) {
@@ -51,8 +98,8 @@ func TestIssuedMemberCertificateChainsToItsCAForBothEnds(t *testing.T) {
 	}
 	expect(t, "names", names, []string{"promo-1.promo-peers.shop.svc", "promo-1.promo-peers.shop.svc.cluster.local"})
 	expect(t, "common name", cert.Subject.CommonName, "promo-1")
-	expect(t, "names the ID", namesID(cert, "promo-1"), true)
-	expect(t, "names another ID", namesID(cert, "promo-2"), false)
+	expect(t, "names the ID", pki.NamesID(cert, "promo-1"), true)
+	expect(t, "names another ID", pki.NamesID(cert, "promo-2"), false)
 	if !ca.cert.IsCA || ca.cert.NotAfter.Sub(time.Now()) < caValidity-time.Hour {
 		t.Errorf("CA: IsCA %v, valid until %v", ca.cert.IsCA, ca.cert.NotAfter)
 	}
@@ -92,13 +139,13 @@ func TestMemberCertCurrent(t *testing.T) {
 
 func TestIssueMemberRejectsBadInput(t *testing.T) {
 	ca := newTestCA(t, time.Now().Add(time.Hour))
-	if _, _, err := issueMember(ca.certPEM, ca.keyPEM, "", nil, nil, time.Now().Add(time.Hour)); err == nil {
+	if _, _, err := pki.IssueMember(ca.certPEM, ca.keyPEM, "", nil, nil, time.Now().Add(time.Hour)); err == nil {
 		t.Error("empty id accepted")
 	}
-	if _, _, err := issueMember([]byte("not a cert"), ca.keyPEM, "promo-0", nil, nil, time.Now().Add(time.Hour)); err == nil {
+	if _, _, err := pki.IssueMember([]byte("not a cert"), ca.keyPEM, "promo-0", nil, nil, time.Now().Add(time.Hour)); err == nil {
 		t.Error("a CA that is not a certificate accepted")
 	}
-	if _, _, err := issueMember(ca.certPEM, []byte("not a key"), "promo-0", nil, nil, time.Now().Add(time.Hour)); err == nil {
+	if _, _, err := pki.IssueMember(ca.certPEM, []byte("not a key"), "promo-0", nil, nil, time.Now().Add(time.Hour)); err == nil {
 		t.Error("a CA key that is not a key accepted")
 	}
 }

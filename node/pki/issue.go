@@ -78,6 +78,8 @@ func IssueMember(caCertPEM, caKeyPEM []byte, id string, dnsNames []string, ips [
 		return nil, nil, fmt.Errorf("issue member certificate for %q: %w", id, err)
 	}
 	now := time.Now()
+	// Certificates hold whole seconds: compare what will be written.
+	notAfter = notAfter.Truncate(time.Second)
 	switch {
 	case !notAfter.After(now):
 		return nil, nil, fmt.Errorf("issue member certificate for %q: notAfter %s is not in the future", id, notAfter.Format(time.RFC3339))
