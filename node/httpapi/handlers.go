@@ -251,19 +251,6 @@ func (s *Server) handleBuys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.store.ID()})
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
-	if ok, reason := s.store.Ready(); !ok {
-		writeError(w, &apiError{status: http.StatusServiceUnavailable, code: "not_ready", message: reason})
-		return
-	}
-	leader, _ := s.store.Leader()
-	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "node": s.store.ID(), "leader": leader.ID})
-}
-
 func optionalIDParam(v string, present bool, field string) (int64, *apiError) {
 	if !present {
 		return 0, nil

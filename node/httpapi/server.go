@@ -15,6 +15,7 @@ import (
 
 	"github.com/buytracker/buytracker/node/forward"
 	"github.com/buytracker/buytracker/node/ledger"
+	"github.com/buytracker/buytracker/node/probe"
 	"github.com/buytracker/buytracker/node/store"
 )
 
@@ -63,8 +64,8 @@ func New(st Store, opts Options) *Server {
 	s.handle("POST /buy", s.handleBuy)
 	s.handle("GET /stats", s.handleStats)
 	s.handle("GET /buys", s.handleBuys)
-	s.handle("GET /health", s.handleHealth)
-	s.handle("GET /ready", s.handleReady)
+	s.handle("GET /health", probe.Health(st))
+	s.handle("GET /ready", probe.Ready(st))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route: " + r.Method + " " + r.URL.Path})
