@@ -45,7 +45,7 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	p, aerr := decodeBuy(body, forward.ClientIP(r), key)
+	p, aerr := decodeBuy(body, clientIP(r, s.opts.TrustedProxies), key)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
