@@ -41,7 +41,7 @@ func TestAFloodOfTricklingClientsIsCutOffWhileTheAdminPortAnswersProbes(t *testi
 	)
 	st := testnode.OpenSingle(t)
 	api := New(st, Options{Logger: testnode.Logger(t)})
-	adminAPI, err := admin.New(st, "admin-token", testnode.Logger(t))
+	adminAPI, err := admin.New(st, "admin-token", testnode.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
