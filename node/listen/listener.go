@@ -46,7 +46,10 @@ type Listener struct {
 	open     atomic.Int64
 	refused  atomic.Uint64
 	refusing chan struct{}
-	wg       sync.WaitGroup // refusals under way
+
+	mu     sync.Mutex // orders refusals' wg.Add before Close's wg.Wait
+	closed bool
+	wg     sync.WaitGroup // refusals under way
 }
 
 // New returns a Listener over inner.
@@ -88,6 +91,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 
 // Close closes the inner listener and waits for the refusals under way.
 func (l *Listener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
 	err := l.inner.Close()
 	l.wg.Wait()
 	return err
@@ -121,6 +127,12 @@ func (l *Listener) RegisterMetrics(reg prometheus.Registerer, name string) error
 
 func (l *Listener) refuse(c net.Conn) {
 	l.refused.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		_ = c.Close()
+		return
+	}
 	select {
 	case l.refusing <- struct{}{}:
 	default:
@@ -194,6 +206,16 @@ type countedConn struct {
 	net.Conn
 	open   *atomic.Int64
 	closed atomic.Bool
+}
+
+// CloseWrite lets net/http end its side of a connection before closing it,
+// as it does after an error answer, so that the client reads the answer
+// instead of a reset.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *countedConn) Close() error {
