@@ -1,7 +1,7 @@
 // Package admin serves a node's admin API (membership and status) on its own
-// listener, behind a bearer token: the operator's API. Members never call
-// it; they talk over the peer channel (node/peer). Wire types and the client
-// live in node/adminapi.
+// listener, behind a bearer token: the operator's API. Only /health and
+// /ready answer without the token. Members never call it; they talk over the
+// peer channel (node/peer). Wire types and the client live in node/adminapi.
 package admin
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/buytracker/buytracker/node/adminapi"
 	"github.com/buytracker/buytracker/node/forward"
 	"github.com/buytracker/buytracker/node/ledger"
+	"github.com/buytracker/buytracker/node/probe"
 	"github.com/buytracker/buytracker/node/store"
 )
 
@@ -33,6 +34,7 @@ type Store interface {
 	RemoveMember(id string) (uint64, error)
 	TransferLeadership(target string) error
 	Snapshot() (uint64, error)
+	Ready() (bool, string)
 }
 
 // Server is the admin API of one node.
@@ -42,6 +44,9 @@ type Server struct {
 	logger    *slog.Logger
 	forwarder *forward.Forwarder
 	mux       *http.ServeMux
+	// probes are served without the token: Kubernetes' probes use the
+	// admin port, which keeps answering while the client port is flooded.
+	probes *http.ServeMux
 }
 
 // New returns the admin API handler. token must not be empty. forwardTLS
@@ -51,7 +56,9 @@ func New(st Store, token string, logger *slog.Logger, forwardTLS *tls.Config) (*
 	if token == "" {
 		return nil, errors.New("admin API: a bearer token is required")
 	}
-	s := &Server{store: st, token: []byte(token), logger: logger, forwarder: forward.New(st.ID(), forwardTLS), mux: http.NewServeMux()}
+	s := &Server{store: st, token: []byte(token), logger: logger, forwarder: forward.New(st.ID(), forwardTLS), mux: http.NewServeMux(), probes: http.NewServeMux()}
+	s.probes.HandleFunc("GET /health", probe.Health(st))
+	s.probes.HandleFunc("GET /ready", probe.Ready(st))
 	s.mux.HandleFunc("GET /status", s.handleStatus)
 	s.mux.HandleFunc("GET /cluster", s.handleCluster)
 	s.mux.HandleFunc("POST /cluster/members", s.handleAddMember)
@@ -65,8 +72,12 @@ func New(st Store, token string, logger *slog.Logger, forwardTLS *tls.Config) (*
 	return s, nil
 }
 
-// ServeHTTP checks the bearer token, then routes.
+// ServeHTTP answers the probes, or checks the bearer token and routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := s.probes.Handler(r); pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
 	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(given), s.token) != 1 {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")

@@ -170,6 +170,9 @@ func newClusterWith(t testing.TB, n int, dataDir func(id string) string, extraFl
 	if err := os.WriteFile(filepath.Join(c.dir, "token"), []byte(c.token), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(c.dir, "client-auth.json"), []byte(clientAuthFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(c.stopAll)
 	return c
 }
@@ -233,7 +236,7 @@ func (n *Node) start(c *Cluster) {
 	args := []string{
 		"--id=" + n.ID, "--data-dir=" + n.dataDir,
 		"--http-addr=" + n.httpAddr, "--admin-addr=" + n.admAddr, "--raft-addr=" + n.RaftAddr,
-		"--admin-token-file=" + tokenFile,
+		"--admin-token-file=" + tokenFile, "--client-auth-file=" + filepath.Join(c.dir, "client-auth.json"),
 		"--heartbeat-timeout=500ms", "--election-timeout=500ms",
 	}
 	if n.initial {
@@ -520,9 +523,21 @@ func (c *Cluster) AllPurchases(baseURL, consistency string) ([]Purchase, error) 
 	}
 }
 
-// GetJSON GETs url and decodes a 2xx JSON answer into v.
+// ExportToken is the client token with the export role (GET /buys) that
+// every node of a Cluster accepts.
+const ExportToken = "clustertest-export-token"
+
+const clientAuthFile = `{"tokens": [{"name": "clustertest", "token": "` + ExportToken + `", "roles": ["export"]}]}`
+
+// GetJSON GETs url, with the export token, and decodes a 2xx JSON answer
+// into v.
 func (c *Cluster) GetJSON(url string, v any) (int, error) {
-	resp, err := c.client.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+ExportToken)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return 0, err
 	}

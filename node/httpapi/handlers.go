@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"regexp"
@@ -45,7 +48,7 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	p, aerr := decodeBuy(body, forward.ClientIP(r), key)
+	p, aerr := decodeBuy(body, clientIP(r, s.opts.TrustedProxies), key)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -194,12 +197,12 @@ type purchaseJSON struct {
 	IdempotencyKey  string `json:"idempotency_key,omitempty"`
 }
 
-type buysResponse struct {
-	Purchases []purchaseJSON `json:"purchases"`
-	// NextAfter is the after= value for the next page.
-	NextAfter uint64 `json:"next_after"`
-}
+// buysChunk is how many records GET /buys reads and writes at a time: a
+// client that reads the answer slowly holds one chunk in memory, not the
+// page, until the write timeout cuts it off.
+const buysChunk = 64
 
+// handleBuys answers {"purchases": [...], "next_after": <id>}, streamed.
 func (s *Server) handleBuys(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var after uint64
@@ -227,41 +230,60 @@ func (s *Server) handleBuys(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	recs, err := s.store.Records(ctx, after, limit, consistency)
+	// The first chunk passes the read barrier, so errors still get a
+	// proper answer; the rest are read locally and are at least as new.
+	want := min(limit, buysChunk)
+	recs, err := s.store.Records(ctx, after, want, consistency)
 	if err != nil {
 		s.answerStoreError(w, r, err, nil)
 		return
 	}
-	out := buysResponse{Purchases: make([]purchaseJSON, len(recs)), NextAfter: after}
-	for i, rec := range recs {
-		out.Purchases[i] = purchaseJSON{
-			PurchaseID:      rec.ID,
-			UserID:          rec.UserID,
-			PromotionID:     rec.PromotionID,
-			ProductID:       rec.ProductID,
-			ProductAmount:   formatCents(rec.AmountCents),
-			IPAddress:       rec.IP,
-			ClientTimestamp: rec.ClientTimestamp,
-			RecordedAt:      formatTime(rec.RecordedAt),
-			Index:           rec.Index,
-			IdempotencyKey:  rec.IdempotencyKey,
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	buf.WriteString(`{"purchases":[`)
+	next, written := after, 0
+	for {
+		for _, rec := range recs {
+			if written > 0 {
+				buf.WriteByte(',')
+			}
+			_ = enc.Encode(toPurchaseJSON(rec))
+			next, written = rec.ID, written+1
 		}
-		out.NextAfter = rec.ID
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return // the client left or read too slowly: the connection is closed
+		}
+		buf.Reset()
+		if len(recs) < want || written == limit {
+			break
+		}
+		want = min(limit-written, buysChunk)
+		if recs, err = s.store.Records(ctx, next, want, store.Stale); err != nil {
+			// The answer has begun: cut it off rather than end it as if
+			// the page were whole.
+			s.opts.Logger.Error("Reading records for GET /buys failed mid-answer", "after", next, "error", err)
+			panic(http.ErrAbortHandler)
+		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	fmt.Fprintf(&buf, `],"next_after":%d}`+"\n", next)
+	_, _ = w.Write(buf.Bytes())
 }
 
-func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.store.ID()})
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
-	if ok, reason := s.store.Ready(); !ok {
-		writeError(w, &apiError{status: http.StatusServiceUnavailable, code: "not_ready", message: reason})
-		return
+func toPurchaseJSON(rec ledger.Record) purchaseJSON {
+	return purchaseJSON{
+		PurchaseID:      rec.ID,
+		UserID:          rec.UserID,
+		PromotionID:     rec.PromotionID,
+		ProductID:       rec.ProductID,
+		ProductAmount:   formatCents(rec.AmountCents),
+		IPAddress:       rec.IP,
+		ClientTimestamp: rec.ClientTimestamp,
+		RecordedAt:      formatTime(rec.RecordedAt),
+		Index:           rec.Index,
+		IdempotencyKey:  rec.IdempotencyKey,
 	}
-	leader, _ := s.store.Leader()
-	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "node": s.store.ID(), "leader": leader.ID})
 }
 
 func optionalIDParam(v string, present bool, field string) (int64, *apiError) {

@@ -8,13 +8,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/buytracker/buytracker/node/clientauth"
 	"github.com/buytracker/buytracker/node/internal/testnode"
 )
 
 func newTestAPI(t *testing.T) *httptest.Server {
 	t.Helper()
 	st := testnode.OpenSingle(t)
-	srv := httptest.NewServer(New(st, Options{Logger: testnode.Logger(t)}))
+	tokens, err := clientauth.Open(authFile(t, false), testnode.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(st, Options{Logger: testnode.Logger(t), Auth: tokens}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -58,6 +63,9 @@ func totalBuys(t *testing.T, base string) float64 {
 	}
 	return a.body["total_buys"].(float64)
 }
+
+// exporter carries a token with the export role that GET /buys needs.
+var exporter = map[string]string{"Authorization": "Bearer " + auditorToken}
 
 const validBuy = `{"user_id":1,"promotion_id":2,"product_id":3,"product_amount":"19.99"}`
 
@@ -166,7 +174,7 @@ func TestBadStatsQueriesAreRejected(t *testing.T) {
 	}
 	for _, q := range []string{"after=-1", "limit=0", "limit=1001", "limit=x", "consistency=x"} {
 		t.Run("buys "+q, func(t *testing.T) {
-			if a := call(t, http.MethodGet, srv.URL+"/buys?"+q, "", "", nil); a.status != 400 {
+			if a := call(t, http.MethodGet, srv.URL+"/buys?"+q, "", "", exporter); a.status != 400 {
 				t.Fatalf("GET /buys?%s: %d, want 400", q, a.status)
 			}
 		})
@@ -203,7 +211,7 @@ func TestBuyAndStatsAnswerTheSpecShape(t *testing.T) {
 	if product := call(t, http.MethodGet, srv.URL+"/stats?product_id=3&promotion_id=9&consistency=stale", "", "", nil); product.body["total_buys"] != 0.0 {
 		t.Errorf("filtered stats: %v", product.body)
 	}
-	buys := call(t, http.MethodGet, srv.URL+"/buys?after=0&limit=10", "", "", nil)
+	buys := call(t, http.MethodGet, srv.URL+"/buys?after=0&limit=10", "", "", exporter)
 	list, _ := buys.body["purchases"].([]any)
 	if len(list) != 2 {
 		t.Fatalf("GET /buys: %v", buys.body)

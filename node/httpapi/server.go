@@ -8,13 +8,16 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/buytracker/buytracker/node/clientauth"
 	"github.com/buytracker/buytracker/node/forward"
 	"github.com/buytracker/buytracker/node/ledger"
+	"github.com/buytracker/buytracker/node/probe"
 	"github.com/buytracker/buytracker/node/store"
 )
 
@@ -36,6 +39,12 @@ type Options struct {
 	Logger         *slog.Logger
 	// Registry receives the HTTP metrics and is served on /metrics.
 	Registry *prometheus.Registry
+	// Auth holds the client tokens; nil holds none, so GET /buys is
+	// refused and the other routes are open.
+	Auth *clientauth.Tokens
+	// TrustedProxies are the addresses whose X-Forwarded-For header names
+	// the client; nil trusts no one.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the client API of one node.
@@ -60,11 +69,11 @@ func New(st Store, opts Options) *Server {
 	}
 	s := &Server{store: st, opts: opts, forwarder: forward.New(st.ID(), nil), mux: http.NewServeMux()}
 	s.metrics = newHTTPMetrics(opts.Registry)
-	s.handle("POST /buy", s.handleBuy)
-	s.handle("GET /stats", s.handleStats)
-	s.handle("GET /buys", s.handleBuys)
-	s.handle("GET /health", s.handleHealth)
-	s.handle("GET /ready", s.handleReady)
+	s.handle("POST /buy", s.requireRole("POST /buy", clientauth.Write, s.handleBuy))
+	s.handle("GET /stats", s.requireRole("GET /stats", clientauth.Read, s.handleStats))
+	s.handle("GET /buys", s.requireRole("GET /buys", clientauth.Export, s.handleBuys))
+	s.handle("GET /health", probe.Health(st))
+	s.handle("GET /ready", probe.Ready(st))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route: " + r.Method + " " + r.URL.Path})

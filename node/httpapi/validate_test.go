@@ -29,7 +29,7 @@ func TestBuysAfterTheLastPurchaseAreEmpty(t *testing.T) {
 		}
 	}
 	for _, after := range []string{"2", "3", "18446744073709551614", "18446744073709551615"} {
-		a := call(t, http.MethodGet, srv.URL+"/buys?after="+after, "", "", nil)
+		a := call(t, http.MethodGet, srv.URL+"/buys?after="+after, "", "", exporter)
 		list, ok := a.body["purchases"].([]any)
 		if a.status != http.StatusOK || !ok || len(list) != 0 {
 			t.Fatalf("GET /buys?after=%s: %d %v, want an empty page", after, a.status, a.body)

@@ -26,8 +26,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/buytracker/buytracker/node/admin"
+	"github.com/buytracker/buytracker/node/clientauth"
 	"github.com/buytracker/buytracker/node/clock"
 	"github.com/buytracker/buytracker/node/httpapi"
+	"github.com/buytracker/buytracker/node/listen"
 	"github.com/buytracker/buytracker/node/store"
 )
 
@@ -57,6 +59,9 @@ type options struct {
 	logLevel                          string
 	minFreeDisk, logCacheBytes        byteSize
 	idempotencyMaxKeys                int
+	maxClientConns, maxAdminConns     int
+	clientAuthFile, clientTLSDir      string
+	trustedProxies                    string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -87,6 +92,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.idempotencyMaxKeys, "idempotency-max-keys", 1_000_000, "Idempotency-Keys remembered at most; the oldest go first (every member must use the same value)")
 	o.logCacheBytes = 32 << 20
 	fs.Var(&o.logCacheBytes, "log-cache-bytes", "memory for recent Raft log entries (a byte count or a size such as 32Mi)")
+	fs.IntVar(&o.maxClientConns, "max-client-conns", 2048, "connections the client listener holds open at once; past it a new one is answered 503")
+	fs.IntVar(&o.maxAdminConns, "max-admin-conns", 64, "connections the admin listener holds open at once; past it a new one is answered 503")
+	fs.StringVar(&o.clientAuthFile, "client-auth-file", "", "JSON file of client tokens and their roles (write, read, export), re-read when it changes; without it GET /buys is refused")
+	fs.StringVar(&o.clientTLSDir, "client-tls-dir", "", "directory with tls.crt and tls.key: serve the client port over HTTPS")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client (default: none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -95,6 +105,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.id == "" || o.dataDir == "" {
 		return nil, errors.New("--id and --data-dir are required")
+	}
+	if o.maxClientConns < 1 || o.maxAdminConns < 1 {
+		return nil, errors.New("--max-client-conns and --max-admin-conns must be at least 1")
 	}
 	if o.idempotencyMaxKeys < 1 {
 		return nil, fmt.Errorf("--idempotency-max-keys must be at least 1, not %d", o.idempotencyMaxKeys)
@@ -205,6 +218,21 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := httpapi.ParseTrustedProxies(o.trustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	clientTokens, err := clientauth.Open(o.clientAuthFile, logger)
+	if err != nil {
+		return err
+	}
+	clientScheme, clientTLS := "http", (*tls.Config)(nil)
+	if o.clientTLSDir != "" {
+		if clientTLS, err = clientTLSConfig(o.clientTLSDir, logger); err != nil {
+			return err
+		}
+		clientScheme = "https"
+	}
 	if o.advertiseRaft == "" {
 		host, _, err := net.SplitHostPort(o.raftAddr)
 		if err != nil {
@@ -220,7 +248,7 @@ func run(args []string) error {
 		return fmt.Errorf("--advertise-raft: %w", err)
 	}
 	if o.advertiseHTTP == "" {
-		if o.advertiseHTTP, err = advertisedURL("http", o.httpAddr, raftHost); err != nil {
+		if o.advertiseHTTP, err = advertisedURL(clientScheme, o.httpAddr, raftHost); err != nil {
 			return err
 		}
 	}
@@ -268,29 +296,39 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	api := httpapi.New(st, httpapi.Options{RequestTimeout: o.requestTimeout, Logger: logger, Registry: registry})
+	api := httpapi.New(st, httpapi.Options{RequestTimeout: o.requestTimeout, Logger: logger, Registry: registry, Auth: clientTokens, TrustedProxies: proxies})
 	adminAPI, err := admin.New(st, token, logger, peerTLS.forwardConfig())
 	if err != nil {
 		st.Close()
 		return err
 	}
 	servers := []*http.Server{
-		{Addr: o.httpAddr, Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
-		{Addr: o.adminAddr, Handler: adminAPI, ReadHeaderTimeout: 10 * time.Second, TLSConfig: peerTLS.httpsConfig()},
+		listen.NewServer(api, listen.ClientLimits(o.requestTimeout), logger),
+		listen.NewServer(adminAPI, listen.AdminLimits(), logger),
 	}
+	listeners := []struct {
+		name, addr string
+		opts       listen.Options
+	}{
+		{"client", o.httpAddr, listen.Options{MaxConns: o.maxClientConns, TLS: clientTLS}},
+		{"admin", o.adminAddr, listen.Options{MaxConns: o.maxAdminConns, TLS: peerTLS.httpsConfig()}},
+	}
+	go clientTokens.Watch(ctx, 2*time.Second)
 	errs := make(chan error, len(servers))
-	for _, srv := range servers {
-		ln, err := net.Listen("tcp", srv.Addr)
+	for i, srv := range servers {
+		inner, err := net.Listen("tcp", listeners[i].addr)
 		if err != nil {
 			st.Close()
-			return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+			return fmt.Errorf("listen on %s: %w", listeners[i].addr, err)
 		}
-		if srv.TLSConfig != nil {
-			ln = tls.NewListener(ln, srv.TLSConfig)
+		ln := listen.New(inner, listeners[i].opts)
+		if err := ln.RegisterMetrics(registry, listeners[i].name); err != nil {
+			st.Close()
+			return fmt.Errorf("register listener metrics: %w", err)
 		}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("serve %s: %w", srv.Addr, err)
+				errs <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
 			}
 		}()
 	}
