@@ -17,6 +17,14 @@ chmod 700 "$data"
 token="$data/admin-token"
 [ -s "$token" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token"
 chmod 600 "$token"
+# A client token with the export role, for GET /buys (POST /buy and GET
+# /stats stay open, as the prototype's clients expect).
+export_token="$data/export-token"
+[ -s "$export_token" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$export_token"
+chmod 600 "$export_token"
+client_auth="$data/client-auth.json"
+printf '{"tokens": [{"name": "local", "token": "%s", "roles": ["write", "read", "export"]}]}\n' "$(cat "$export_token")" >"$client_auth"
+chmod 600 "$client_auth"
 # Mutual TLS between the members, as under the operator: a local CA and one
 # certificate per member, kept across runs and renewed when near expiry.
 "$certs" -dir "$data/tls" -ids n1,n2,n3 -ips 127.0.0.1 -dns localhost >/dev/null
@@ -38,6 +46,7 @@ for i in 1 2 3; do
   "$bin" --id="$id" --data-dir="$data/$id" \
     --http-addr="127.0.0.1:808$i" --admin-addr="127.0.0.1:918$i" --raft-addr="127.0.0.1:700$i" \
     --initial-cluster="$cluster" --admin-token-file="$token" --tls-dir="$data/tls/$id" \
+    --client-auth-file="$client_auth" \
     2>>"$data/$id.log" &
   pids+=($!)
 done
@@ -54,6 +63,7 @@ buytracker: three nodes running (logs in $data/n*.log)
   client URLs: http://127.0.0.1:8081  http://127.0.0.1:8082  http://127.0.0.1:8083
   admin URLs:  https://127.0.0.1:9181  https://127.0.0.1:9182  https://127.0.0.1:9183
                (token in $token, CA in $data/tls/ca/ca.crt; members talk mutual TLS)
+  GET /buys needs the export token in $export_token
 Try:
   curl -s -XPOST localhost:8081/buy -H 'Content-Type: application/json' \\
        -d '{"user_id":1,"promotion_id":7,"product_id":42,"product_amount":"19.99"}'
