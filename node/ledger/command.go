@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 )
 
 // CommandType is the first byte of every Raft log command. Types are never
@@ -21,14 +22,27 @@ const (
 )
 
 // The payload version that follows the type byte. A later node keeps the
-// decoders of every version it has ever written.
+// decoders of every version it has ever written. Version 2 of both commands
+// is version 1's payload followed by a CRC-32C of every byte before it (type,
+// version and payload), so that a byte changed on disk or on the wire is
+// found before the entry is applied. Encoders write version 2.
 const (
 	buyBatchV1    byte = 1
+	buyBatchV2    byte = 2
 	publishNodeV1 byte = 1
+	publishNodeV2 byte = 2
 )
 
-// errMalformed is returned for a command whose bytes cannot be decoded.
-var errMalformed = errors.New("malformed command")
+// checksumSize is the length of a v2 command's trailing CRC-32C.
+const checksumSize = 4
+
+var (
+	// errMalformed is returned for a command whose bytes cannot be decoded.
+	errMalformed = errors.New("malformed command")
+	// ErrChecksumMismatch is returned for a command whose bytes do not match
+	// its checksum: it was changed after it was written.
+	ErrChecksumMismatch = errors.New("command checksum mismatch")
+)
 
 // Purchase is one purchase as the client sent it, validated and normalised.
 type Purchase struct {
@@ -65,24 +79,43 @@ type NodeInfo struct {
 	AdminURL string
 }
 
-// EncodeBuyBatch encodes a CmdBuyBatch command.
+// EncodeBuyBatch encodes a CmdBuyBatch command (version 2).
 func EncodeBuyBatch(b BuyBatch) []byte {
-	buf := make([]byte, 0, 16+len(b.Purchases)*48)
-	buf = append(buf, byte(CmdBuyBatch), buyBatchV1)
+	buf := make([]byte, 0, 16+len(b.Purchases)*48+checksumSize)
+	buf = append(buf, byte(CmdBuyBatch), buyBatchV2)
 	buf = binary.AppendVarint(buf, b.LeaderTime)
 	buf = binary.AppendUvarint(buf, uint64(len(b.Purchases)))
 	for i := range b.Purchases {
 		buf = appendPurchase(buf, &b.Purchases[i])
 	}
-	return buf
+	return appendChecksum(buf)
 }
 
-// EncodePublishNode encodes a CmdPublishNode command.
+// EncodePublishNode encodes a CmdPublishNode command (version 2).
 func EncodePublishNode(n NodeInfo) []byte {
-	buf := []byte{byte(CmdPublishNode), publishNodeV1}
+	buf := []byte{byte(CmdPublishNode), publishNodeV2}
 	buf = appendString(buf, n.ID)
 	buf = appendString(buf, n.HTTPURL)
-	return appendString(buf, n.AdminURL)
+	buf = appendString(buf, n.AdminURL)
+	return appendChecksum(buf)
+}
+
+// appendChecksum ends a v2 command with the CRC-32C of all its bytes.
+func appendChecksum(buf []byte) []byte {
+	return binary.BigEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
+}
+
+// verifiedPayload returns a v2 command's payload once its checksum matches.
+func verifiedPayload(data []byte) ([]byte, error) {
+	if len(data) < 2+checksumSize {
+		return nil, fmt.Errorf("%w: %d bytes", errMalformed, len(data))
+	}
+	body := data[:len(data)-checksumSize]
+	want := binary.BigEndian.Uint32(data[len(body):])
+	if got := crc32.Checksum(body, crcTable); got != want {
+		return nil, fmt.Errorf("%w: computed %08x, stored %08x", ErrChecksumMismatch, got, want)
+	}
+	return body[2:], nil
 }
 
 func appendPurchase(buf []byte, p *Purchase) []byte {
@@ -172,16 +205,26 @@ func (d *decoder) purchase(p *Purchase) {
 	p.Fingerprint = d.uint64()
 }
 
-// commandHeader splits a command into its type, version and payload.
-func commandHeader(data []byte) (CommandType, byte, []byte, error) {
+// commandHeader reads a command's type and version.
+func commandHeader(data []byte) (CommandType, byte, error) {
 	if len(data) < 2 {
-		return 0, 0, nil, fmt.Errorf("%w: %d bytes", errMalformed, len(data))
+		return 0, 0, fmt.Errorf("%w: %d bytes", errMalformed, len(data))
 	}
-	return CommandType(data[0]), data[1], data[2:], nil
+	return CommandType(data[0]), data[1], nil
 }
 
-func decodeBuyBatch(version byte, payload []byte) (BuyBatch, error) {
-	if version != buyBatchV1 {
+// decodeBuyBatch decodes a CmdBuyBatch command of any known version; data
+// is the whole command, type byte included, since v2's checksum covers it.
+func decodeBuyBatch(version byte, data []byte) (BuyBatch, error) {
+	payload := data[2:]
+	switch version {
+	case buyBatchV1:
+	case buyBatchV2:
+		var err error
+		if payload, err = verifiedPayload(data); err != nil {
+			return BuyBatch{}, fmt.Errorf("buy batch: %w", err)
+		}
+	default:
 		return BuyBatch{}, fmt.Errorf("buy batch version %d is newer than this node", version)
 	}
 	d := decoder{buf: payload}
@@ -194,33 +237,50 @@ func decodeBuyBatch(version byte, payload []byte) (BuyBatch, error) {
 	for i := range b.Purchases {
 		d.purchase(&b.Purchases[i])
 	}
+	if d.err == nil && len(d.buf) != 0 {
+		d.err = fmt.Errorf("%w: %d bytes after the last purchase", errMalformed, len(d.buf))
+	}
 	if d.err != nil {
 		return BuyBatch{}, fmt.Errorf("decode buy batch: %w", d.err)
 	}
 	return b, nil
 }
 
-func decodePublishNode(version byte, payload []byte) (NodeInfo, error) {
-	if version != publishNodeV1 {
+// decodePublishNode decodes a CmdPublishNode command of any known version;
+// data is the whole command.
+func decodePublishNode(version byte, data []byte) (NodeInfo, error) {
+	payload := data[2:]
+	switch version {
+	case publishNodeV1:
+	case publishNodeV2:
+		var err error
+		if payload, err = verifiedPayload(data); err != nil {
+			return NodeInfo{}, fmt.Errorf("publish node: %w", err)
+		}
+	default:
 		return NodeInfo{}, fmt.Errorf("publish node version %d is newer than this node", version)
 	}
 	d := decoder{buf: payload}
 	n := NodeInfo{ID: d.string(), HTTPURL: d.string(), AdminURL: d.string()}
+	if d.err == nil && len(d.buf) != 0 {
+		d.err = fmt.Errorf("%w: %d bytes after the addresses", errMalformed, len(d.buf))
+	}
 	if d.err != nil {
 		return NodeInfo{}, fmt.Errorf("decode publish node: %w", d.err)
 	}
 	return n, nil
 }
 
-// DecodeBuyBatch decodes a CmdBuyBatch command; followers use the same
-// encoding to hand a batch of purchases to the leader.
+// DecodeBuyBatch decodes a CmdBuyBatch command and verifies its checksum;
+// followers use the same encoding to hand a batch of purchases to the
+// leader, so a batch damaged on the way is refused too.
 func DecodeBuyBatch(data []byte) (BuyBatch, error) {
-	typ, version, payload, err := commandHeader(data)
+	typ, version, err := commandHeader(data)
 	if err != nil {
 		return BuyBatch{}, err
 	}
 	if typ != CmdBuyBatch {
 		return BuyBatch{}, fmt.Errorf("%w: command type %d is not a buy batch", errMalformed, typ)
 	}
-	return decodeBuyBatch(version, payload)
+	return decodeBuyBatch(version, data)
 }

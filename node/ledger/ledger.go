@@ -64,22 +64,53 @@ type Ledger struct {
 	applied  atomic.Uint64
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every apply
+
+	// healthMu guards halted and blocked.
+	healthMu sync.Mutex
+	// halted is why the ledger stopped applying, nil while it applies;
+	// haltedCh is closed when it is set.
+	halted   error
+	haltedCh chan struct{}
+	// blocked is the records write that keeps failing, nil when none.
+	blocked error
+
+	closing   chan struct{} // closed by Close, ends a blocked apply
+	closeOnce sync.Once
+
+	// retryMin and retryMax bound the wait between attempts at a failed
+	// records commit; failCommit, when set by a test, fails commits.
+	retryMin, retryMax time.Duration
+	failCommit         func() error
+
+	// plan is reused by every apply (only Raft's FSM goroutine applies, under
+	// mu), so its buffers are allocated once.
+	plan applyPlan
 }
 
 // state is everything the ledger keeps in memory.
 type state struct {
 	count          uint64 // purchases recorded, also the last purchase id
 	lastRecordedAt int64
-	all            windowIndex
-	byPromotion    map[int64]*windowIndex
-	byProduct      map[int64]*windowIndex
-	byPair         map[[2]int64]*windowIndex
-	idempotency    idempotencyTable
-	nodes          map[string]NodeInfo
+	// lastIndex is the index of the last entry applied to this state.
+	lastIndex uint64
+	// hash runs over every record in id order and digest is its sum at
+	// lastIndex; digests keeps recent values by applied index.
+	hash        recordsHash
+	digest      stateDigest
+	digests     digestRing
+	all         windowIndex
+	byPromotion map[int64]*windowIndex
+	byProduct   map[int64]*windowIndex
+	byPair      map[[2]int64]*windowIndex
+	idempotency idempotencyTable
+	nodes       map[string]NodeInfo
 }
 
 func newState(opts Options) *state {
 	return &state{
+		hash:        newRecordsHash(),
+		digest:      emptyDigest,
+		digests:     newDigestRing(digestAt{digest: emptyDigest}),
 		byPromotion: make(map[int64]*windowIndex),
 		byProduct:   make(map[int64]*windowIndex),
 		byPair:      make(map[[2]int64]*windowIndex),
@@ -130,7 +161,11 @@ func OpenWith(dir string, logger *slog.Logger, opts Options) (*Ledger, error) {
 			return nil, fmt.Errorf("remove old records file: %w", err)
 		}
 	}
-	l := &Ledger{dir: dir, logger: logger, opts: opts, st: newState(opts), notify: make(chan struct{})}
+	l := &Ledger{
+		dir: dir, logger: logger, opts: opts, st: newState(opts), notify: make(chan struct{}),
+		haltedCh: make(chan struct{}), closing: make(chan struct{}),
+		retryMin: retryMin, retryMax: retryMax,
+	}
 	db, err := l.openRecords()
 	if err != nil {
 		return nil, err
@@ -165,8 +200,11 @@ func (l *Ledger) openRecords() (*bolt.DB, error) {
 	return db, nil
 }
 
-// Close closes the records database and removes its file.
+// Close closes the records database and removes its file. It ends an apply
+// that is waiting to retry a failed records commit; entries applied after
+// Close are not.
 func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() { close(l.closing) })
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.db == nil {
@@ -181,80 +219,6 @@ func (l *Ledger) Close() error {
 	return err
 }
 
-// Apply implements raft.FSM for callers that do not batch.
-func (l *Ledger) Apply(log *raft.Log) any {
-	return l.ApplyBatch([]*raft.Log{log})[0]
-}
-
-// ApplyBatch implements raft.BatchingFSM: every purchase in the batch is
-// written in one bbolt transaction. A CmdBuyBatch entry answers []BuyResult.
-func (l *Ledger) ApplyBatch(logs []*raft.Log) []any {
-	results := make([]any, len(logs))
-	if len(logs) == 0 {
-		return results
-	}
-	l.applyLocked(logs, results)
-	l.setApplied(logs[len(logs)-1].Index)
-	return results
-}
-
-// applyLocked applies logs under the write lock. It panics when an entry
-// cannot be applied: a replica that skipped it would silently fork.
-func (l *Ledger) applyLocked(logs []*raft.Log, results []any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var tx *bolt.Tx
-	// bbolt keeps references to keys and values until commit, so encoded
-	// records go into an arena that is never overwritten.
-	var arena []byte
-	defer func() {
-		if tx != nil {
-			_ = tx.Rollback() // only reached when a panic interrupts the batch
-		}
-	}()
-	for i, entry := range logs {
-		if entry.Type != raft.LogCommand {
-			continue
-		}
-		typ, version, payload, err := commandHeader(entry.Data)
-		if err != nil {
-			panic(fmt.Sprintf("ledger: log entry %d: %v", entry.Index, err))
-		}
-		switch typ {
-		case CmdBuyBatch:
-			batch, err := decodeBuyBatch(version, payload)
-			if err != nil {
-				panic(fmt.Sprintf("ledger: log entry %d: %v", entry.Index, err))
-			}
-			if tx == nil {
-				if tx, err = l.db.Begin(true); err != nil {
-					panic(fmt.Sprintf("ledger: begin records transaction: %v", err))
-				}
-			}
-			var res []BuyResult
-			res, arena = l.st.applyBuys(appendBucket(tx), entry.Index, batch, arena)
-			results[i] = res
-		case CmdPublishNode:
-			info, err := decodePublishNode(version, payload)
-			if err != nil {
-				panic(fmt.Sprintf("ledger: log entry %d: %v", entry.Index, err))
-			}
-			l.st.nodes[info.ID] = info
-		default:
-			// An unknown type means this binary is older than the log it is
-			// replaying; applying around it would fork the replicas.
-			panic(fmt.Sprintf("ledger: log entry %d has command type %d, unknown to this version", entry.Index, typ))
-		}
-	}
-	if tx != nil {
-		err := tx.Commit()
-		tx = nil
-		if err != nil {
-			panic(fmt.Sprintf("ledger: commit records: %v", err))
-		}
-	}
-}
-
 // appendBucket returns the purchases bucket set up for keys that only ever
 // grow: full pages instead of bbolt's default half-full splits, which would
 // double the file.
@@ -262,44 +226,6 @@ func appendBucket(tx *bolt.Tx) *bolt.Bucket {
 	b := tx.Bucket(purchasesBucket)
 	b.FillPercent = 1.0
 	return b
-}
-
-// applyBuys records a batch of purchases, encoding them onto arena. A
-// purchase that breaks the rules is skipped, the same way on every replica:
-// leaders validate before they propose, so only a log written by an older
-// version or by hand holds one, and stopping on it would stop every member
-// at the same entry, for ever.
-func (s *state) applyBuys(bucket *bolt.Bucket, index uint64, batch BuyBatch, arena []byte) ([]BuyResult, []byte) {
-	at := max(batch.LeaderTime, s.lastRecordedAt)
-	s.lastRecordedAt = at
-	s.idempotency.expire(at - int64(IdempotencyRetention))
-	results := make([]BuyResult, len(batch.Purchases))
-	for i := range batch.Purchases {
-		p := &batch.Purchases[i]
-		if err := ValidatePurchase(p); err != nil {
-			results[i] = BuyResult{Index: index, Err: err}
-			continue
-		}
-		if p.IdempotencyKey != "" {
-			if prior, ok := s.idempotency.get(p.IdempotencyKey); ok {
-				results[i] = prior.result()
-				if prior.fingerprint != p.Fingerprint {
-					results[i].Err = ErrIdempotencyConflict
-				}
-				continue
-			}
-		}
-		s.count++
-		rec := Record{Purchase: *p, ID: s.count, RecordedAt: at, Index: index}
-		start := len(arena)
-		arena = encodeRecord(arena, &rec)
-		if err := bucket.Put(recordKey(rec.ID), arena[start:len(arena):len(arena)]); err != nil {
-			panic(fmt.Sprintf("ledger: store purchase %d: %v", rec.ID, err))
-		}
-		s.index(&rec)
-		results[i] = BuyResult{PurchaseID: rec.ID, TotalBuys: rec.ID, RecordedAt: at, Index: index}
-	}
-	return results, arena
 }
 
 // index adds a stored record to the in-memory indexes.
@@ -339,7 +265,8 @@ func (l *Ledger) setApplied(index uint64) {
 // AppliedIndex is the index of the last log entry the ledger has applied.
 func (l *Ledger) AppliedIndex() uint64 { return l.applied.Load() }
 
-// WaitApplied blocks until the ledger has applied index, or ctx ends.
+// WaitApplied blocks until the ledger has applied index, or ctx ends. A
+// halted ledger never will: it answers its halt error at once.
 func (l *Ledger) WaitApplied(ctx context.Context, index uint64) error {
 	for {
 		l.notifyMu.Lock()
@@ -350,6 +277,8 @@ func (l *Ledger) WaitApplied(ctx context.Context, index uint64) error {
 		}
 		select {
 		case <-ch:
+		case <-l.haltedCh:
+			return fmt.Errorf("wait for index %d (applied %d): %w", index, l.applied.Load(), l.Halted())
 		case <-ctx.Done():
 			return fmt.Errorf("wait for index %d (applied %d): %w", index, l.applied.Load(), ctx.Err())
 		}
@@ -426,6 +355,9 @@ func (l *Ledger) Records(after uint64, limit int) ([]Record, error) {
 	defer l.mu.RUnlock()
 	if after >= l.st.count {
 		return nil, nil // and after+1 below cannot overflow
+	}
+	if l.db == nil {
+		return nil, errClosed
 	}
 	out := make([]Record, 0, min(uint64(limit), l.st.count-after))
 	err := l.db.View(func(tx *bolt.Tx) error {

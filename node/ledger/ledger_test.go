@@ -348,13 +348,3 @@ func TestRecordsPageInIDOrder(t *testing.T) {
 		t.Fatalf("paged through %d records, ledger has %d", seen, total)
 	}
 }
-
-func TestUnknownCommandTypeStopsApply(t *testing.T) {
-	l := openTestLedger(t)
-	defer func() {
-		if recover() == nil {
-			t.Fatal("an unknown command type was applied silently")
-		}
-	}()
-	l.ApplyBatch([]*raft.Log{{Index: 1, Type: raft.LogCommand, Data: []byte{200, 1}}})
-}

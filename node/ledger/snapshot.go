@@ -23,8 +23,9 @@ import (
 //	then per purchase a length-prefixed encoded Record, in id order,
 //	then a CRC-32C of everything before it.
 //
-// The window indexes and the idempotency table are not written: Restore
-// derives them from the records, so they cannot disagree with them.
+// The window indexes, the idempotency table and the state's digest are not
+// written: Restore derives them from the records, so they cannot disagree
+// with them.
 const (
 	snapshotMagic = "BTLEDGER"
 	snapshotV1    = byte(1)
@@ -142,6 +143,16 @@ func (l *Ledger) viewRecords(dbSeq int, fn func(*bolt.Bucket) error) error {
 // indexes from the snapshot, then swaps them in whole.
 func (l *Ledger) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if err := l.Halted(); err != nil {
+		discard(rc)
+		return fmt.Errorf("restore ledger snapshot: %w", err)
+	}
+	select {
+	case <-l.closing:
+		discard(rc)
+		return fmt.Errorf("restore ledger snapshot: %w", errClosed)
+	default:
+	}
 	l.mu.Lock()
 	l.dbSeq++ // fences off any Persist still reading the old records
 	l.mu.Unlock()
@@ -217,6 +228,7 @@ func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error
 		}
 		st.nodes[fields[0]] = NodeInfo{ID: fields[0], HTTPURL: fields[1], AdminURL: fields[2]}
 	}
+	hash := newRecordsHash()
 	for done := uint64(0); done < count; {
 		err := db.Update(func(tx *bolt.Tx) error {
 			b := appendBucket(tx)
@@ -249,6 +261,7 @@ func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error
 				}
 				st.count = rec.ID
 				st.index(&rec)
+				hash.add(raw)
 			}
 			return nil
 		})
@@ -262,6 +275,8 @@ func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error
 	// that wrote the snapshot, and are not this process's evictions.
 	st.idempotency.expire(lastRecordedAt - int64(IdempotencyRetention))
 	st.idempotency.evictions = 0
+	st.lastIndex, st.hash, st.digest = applied, hash, hash.sum()
+	st.digests = newDigestRing(digestAt{index: applied, digest: st.digest})
 	sum := br.crc.Sum32()
 	var trailer [4]byte
 	if _, err := io.ReadFull(br.r, trailer[:]); err != nil {
