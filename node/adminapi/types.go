@@ -82,6 +82,14 @@ type Status struct {
 	DiskFreeBytes  uint64 `json:"disk_free_bytes"`
 	DiskTotalBytes uint64 `json:"disk_total_bytes"`
 	DiskPressure   bool   `json:"disk_pressure"`
+
+	// Digest is the SHA-256 of the node's applied records (hex) and
+	// DigestIndex the applied index it is at; members whose digests differ
+	// at one index hold different state.
+	Digest      string `json:"digest"`
+	DigestIndex uint64 `json:"digest_index"`
+	// Halted is why the node's ledger stopped applying, empty while healthy.
+	Halted string `json:"halted,omitempty"`
 }
 
 // AddMemberRequest is the body of POST /cluster/members.

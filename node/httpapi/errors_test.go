@@ -20,3 +20,11 @@ func TestDiskFullAnswers507(t *testing.T) {
 		}
 	}
 }
+
+func TestAHaltedNodeAnswers503NodeHalted(t *testing.T) {
+	err := fmt.Errorf("%w: ledger halted: log entry 14: command checksum mismatch", store.ErrHalted)
+	aerr, forwardable := storeError(err)
+	if aerr.status != http.StatusServiceUnavailable || aerr.code != "node_halted" || forwardable {
+		t.Fatalf("storeError(%v) = %+v, forwardable %v; want 503 node_halted, not forwarded", err, aerr, forwardable)
+	}
+}

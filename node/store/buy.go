@@ -36,6 +36,9 @@ type inflightBatch struct {
 // in flight. On a follower it returns ErrNotLeader. While this node's disk
 // is nearly full it records nothing and returns ErrDiskFull.
 func (s *Store) Buy(ctx context.Context, p ledger.Purchase) (ledger.BuyResult, error) {
+	if err := s.haltedError(); err != nil {
+		return ledger.BuyResult{}, err
+	}
 	if err := s.disk.admit(); err != nil {
 		// A retry of a recorded purchase writes nothing: it still gets its
 		// answer, from this node's own copy of the table.

@@ -132,6 +132,12 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			}),
 		gauge("buytracker_window_index_points", "Points held by the in-memory window indexes.",
 			func() float64 { return float64(s.ledger.Footprint().WindowPoints) }),
+		gauge("buytracker_ledger_halted", "1 when the ledger halted on a log entry that failed its checks: the node is out of service.",
+			func() float64 { return boolGauge(s.ledger.Halted() != nil) }),
+		gauge("buytracker_ledger_apply_blocked", "1 while applying is blocked by a failing write of the ledger's records (a full disk).",
+			func() float64 { return boolGauge(s.ledger.ApplyBlocked() != nil) }),
+		gauge("buytracker_ledger_digest_index", "Applied index of the ledger's state digest (the admin API's GET /status gives the digest).",
+			func() float64 { index, _ := s.ledger.Digest(); return float64(index) }),
 		gauge("buytracker_idempotency_keys", "Idempotency-Keys remembered.",
 			func() float64 { return float64(s.ledger.Footprint().IdempotencyKeys) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -153,6 +159,13 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			}),
 	)
 	return m
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // instrumentedFSM times applies, snapshots and restores of the ledger.

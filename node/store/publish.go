@@ -42,7 +42,7 @@ func (s *Store) runPublisher() {
 		case <-tick.C:
 		}
 		self := s.selfInfo()
-		if cur, ok := s.ledger.Node(self.ID); ok && cur == self {
+		if cur, ok := s.ledger.Node(self.ID); (ok && cur == self) || s.ledger.Halted() != nil {
 			continue
 		}
 		if err := s.publishSelf(self); err != nil {

@@ -45,7 +45,8 @@ type readIndexResult struct {
 
 // ReadBarrier returns once the local ledger reflects every write committed
 // before the call, at the given consistency; ErrNotLeader or ErrNoLeader
-// when the read must go to the leader.
+// when the read must go to the leader; ErrHalted, at every consistency, when
+// this node's ledger halted.
 func (s *Store) ReadBarrier(ctx context.Context, c Consistency) error {
 	_, err := s.readBarrier(ctx, c)
 	return err
@@ -55,6 +56,9 @@ func (s *Store) ReadBarrier(ctx context.Context, c Consistency) error {
 // ends at: the leader's clock for linearizable and lease reads (checked
 // against the voters'), this node's own for stale ones.
 func (s *Store) readBarrier(ctx context.Context, c Consistency) (time.Time, error) {
+	if err := s.haltedError(); err != nil {
+		return time.Time{}, err
+	}
 	switch c {
 	case Stale:
 		return s.clock.Now(), nil
@@ -78,6 +82,9 @@ func (s *Store) readBarrier(ctx context.Context, c Consistency) (time.Time, erro
 			return time.Time{}, res.err
 		}
 		if err := s.ledger.WaitApplied(ctx, res.index); err != nil {
+			if herr := s.haltedError(); herr != nil {
+				return time.Time{}, herr
+			}
 			return time.Time{}, fmt.Errorf("%w: %v", ErrNoLeader, err)
 		}
 		return time.Unix(0, res.at), nil

@@ -39,6 +39,9 @@ var (
 	ErrOverloaded = errors.New("write queue is full")
 	// ErrClosed means the store is shutting down; nothing was done.
 	ErrClosed = errors.New("store is shutting down")
+	// ErrHalted means this node's ledger halted on a log entry that failed
+	// its checks: the node serves no reads or writes until it is replaced.
+	ErrHalted = errors.New("this node halted on a corrupt log entry and is out of service")
 )
 
 // Config configures a Store.
@@ -243,7 +246,9 @@ func Open(cfg Config) (*Store, error) {
 		s.closeStores()
 		return nil, err
 	}
-	s.wg.Add(10)
+	s.wg.Add(12)
+	go s.watchHalt()
+	go s.watchApplyBlocked()
 	go s.refreshAddressBook()
 	go s.runClockCheck()
 	go func() {
@@ -371,6 +376,9 @@ func (s *Store) Close() error {
 	s.stopped.Do(func() {
 		s.HandOverLeadership()
 		close(s.stop)
+		// Closing the ledger first ends an apply that is retrying a failed
+		// records write (a full disk): raft.Shutdown waits for it.
+		s.ledger.Close()
 		err = s.raft.Shutdown().Error()
 		s.waitLoops(10 * time.Second)
 		s.closeStores()
@@ -465,6 +473,9 @@ func (s *Store) Leader() (ledger.NodeInfo, bool) {
 // applied close to the commit index, with room on its disk. The reason says
 // what is missing.
 func (s *Store) Ready() (bool, string) {
+	if problem := s.healthProblem(); problem != "" {
+		return false, problem
+	}
 	if s.disk.pressure.Load() {
 		return false, s.disk.reason()
 	}

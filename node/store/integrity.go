@@ -1,0 +1,82 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// A node whose ledger halted (a log entry failed its checksum or could not
+// be decoded) holds a log it must neither apply around nor pass on. It leaves
+// service at once and stays out until it is replaced: Raft is shut down, so
+// it neither votes, leads nor replicates its log to others, and every read
+// and write answers ErrHalted. The process keeps running so that /ready,
+// /metrics and the admin API's /status say why.
+
+// watchHalt takes the node out of service when its ledger halts.
+func (s *Store) watchHalt() {
+	defer s.wg.Done()
+	select {
+	case <-s.stop:
+		return
+	case <-s.ledger.HaltedC():
+	}
+	s.logger.Error("Taking this node out of service: its ledger halted; replace this member", "error", s.ledger.Halted())
+	// Never from inside Apply: Shutdown waits for the FSM goroutine, which
+	// has returned from the halting apply by the time the channel closed.
+	if err := s.raft.Shutdown().Error(); err != nil {
+		s.logger.Warn("Shutting Raft down after the halt failed", "error", err)
+	}
+}
+
+// blockedCheckInterval is how often the store looks for a blocked apply.
+const blockedCheckInterval = 250 * time.Millisecond
+
+// watchApplyBlocked hands leadership over while this node's ledger cannot
+// apply (its records write keeps failing, a full disk most likely). Raft
+// would go on committing through it, but the entries it leads would never
+// be answered: every purchase would time out until its disk had room again,
+// while the other members could take them. It checks again after each
+// handover, since the node may win a later election.
+func (s *Store) watchApplyBlocked() {
+	defer s.wg.Done()
+	tick := time.NewTicker(blockedCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		blocked := s.ledger.ApplyBlocked()
+		if blocked == nil || s.raft.State() != raft.Leader || s.voters() < 2 {
+			continue
+		}
+		s.logger.Warn("Handing leadership over: this node cannot apply entries", "error", blocked)
+		if err := s.raft.LeadershipTransfer().Error(); err != nil {
+			s.logger.Warn("Handing leadership over while applying is blocked failed; will retry", "error", err)
+		}
+	}
+}
+
+// haltedError returns ErrHalted with the ledger's reason when the ledger
+// halted, nil otherwise.
+func (s *Store) haltedError() error {
+	if err := s.ledger.Halted(); err != nil {
+		return fmt.Errorf("%w: %v", ErrHalted, err)
+	}
+	return nil
+}
+
+// healthProblem says why the ledger keeps this node from being ready, or ""
+// when nothing does.
+func (s *Store) healthProblem() string {
+	if err := s.ledger.Halted(); err != nil {
+		return "halted, out of service until replaced: " + err.Error()
+	}
+	if err := s.ledger.ApplyBlocked(); err != nil {
+		return "applying is blocked: " + err.Error()
+	}
+	return ""
+}
