@@ -101,11 +101,6 @@ func TestFullDiskAnswers507AndRecovers(t *testing.T) {
 // exit while it keeps trying to catch up, nothing acknowledged is lost, and
 // it catches up once its disk grows.
 func TestDiskFilledWithoutWatermarkNeitherPanicsNorLoses(t *testing.T) {
-	// On this branch the full follower still panics in the ledger
-	// ("ledger: commit records: ... no space left on device", applyLocked);
-	// the change that makes the ledger retry a failed records write instead
-	// lands separately. Remove this line when it is merged.
-	t.Skip("needs the ledger to retry failed records writes instead of panicking (applyLocked)")
 	disks := mountDisks(t, 3, "200m")
 	remount(t, disks["n1"], "20m")
 	c := StartWithDataDirs(t, 3, func(id string) string { return filepath.Join(disks[id], "data") },
