@@ -160,7 +160,7 @@ func nodeStatus(c *Cluster, n *Node) (integrityStatus, error) {
 		return st, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.client.Do(req)
+	resp, err := c.AdminHTTPClient().Do(req)
 	if err != nil {
 		return st, err
 	}

@@ -33,16 +33,18 @@ func (s *Store) watchHalt() {
 // blockedCheckInterval is how often the store looks for a blocked apply.
 const blockedCheckInterval = 250 * time.Millisecond
 
-// watchApplyBlocked hands leadership over while this node's ledger cannot
-// apply (its records write keeps failing, a full disk most likely). Raft
-// would go on committing through it, but the entries it leads would never
-// be answered: every purchase would time out until its disk had room again,
-// while the other members could take them. It checks again after each
+// watchApplyBlocked acts while this node's ledger cannot apply (its records
+// write keeps failing, a full disk most likely): it reports disk pressure
+// when the cause is lack of space, and hands leadership over. Raft would go
+// on committing through a blocked leader, but the entries it leads would
+// never be answered: every purchase would time out until its disk had room
+// again, while the other members could take them. It checks again after each
 // handover, since the node may win a later election.
 func (s *Store) watchApplyBlocked() {
 	defer s.wg.Done()
 	tick := time.NewTicker(blockedCheckInterval)
 	defer tick.Stop()
+	wasBlocked := false
 	for {
 		select {
 		case <-s.stop:
@@ -50,7 +52,16 @@ func (s *Store) watchApplyBlocked() {
 		case <-tick.C:
 		}
 		blocked := s.ledger.ApplyBlocked()
-		if blocked == nil || s.raft.State() != raft.Leader || s.voters() < 2 {
+		if blocked != nil && !wasBlocked {
+			// A records write that failed for lack of space puts the node
+			// under disk pressure, as a failed Raft log write does: new
+			// purchases then answer 507 here instead of timing out. Once per
+			// episode: the pressure lasts until space is back, measured from
+			// the free space at this failure.
+			s.disk.writeFailed(blocked)
+		}
+		wasBlocked = blocked != nil
+		if !wasBlocked || s.raft.State() != raft.Leader || s.voters() < 2 {
 			continue
 		}
 		s.logger.Warn("Handing leadership over: this node cannot apply entries", "error", blocked)
