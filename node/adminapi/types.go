@@ -90,6 +90,9 @@ type Status struct {
 	DigestIndex uint64 `json:"digest_index"`
 	// Halted is why the node's ledger stopped applying, empty while healthy.
 	Halted string `json:"halted,omitempty"`
+	// Diverged says why the node answers nothing while its digest differs
+	// from another member's and no majority has decided which is right.
+	Diverged string `json:"diverged,omitempty"`
 }
 
 // AddMemberRequest is the body of POST /cluster/members.

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/buytracker/buytracker/node/adminapi"
-	"github.com/buytracker/buytracker/node/clock"
+	"github.com/buytracker/buytracker/node/testhook"
 )
 
 // Binary builds the node binary once per test process.
@@ -36,9 +36,9 @@ func Binary(t testing.TB) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "buytracker-node")
-		// The clockhook tag lets a test shift one node's clock (SetClock)
+		// The testhooks tag lets a test shift one node's clock (SetClock)
 		// without touching the machine's.
-		cmd := exec.Command("go", "build", "-tags", "clockhook", "-o", builtBin, "github.com/buytracker/buytracker/node/cmd/buytracker-node")
+		cmd := exec.Command("go", "build", "-tags", "testhooks", "-o", builtBin, "github.com/buytracker/buytracker/node/cmd/buytracker-node")
 		cmd.Stderr = os.Stderr
 		buildErr = cmd.Run()
 	})
@@ -90,6 +90,9 @@ type Node struct {
 	stopped bool
 	// paused is set while the node is stopped with SIGSTOP.
 	paused bool
+	// Env is added to the node's environment at its next start (test
+	// hooks, node/testhook).
+	Env []string
 }
 
 // Start starts an initial cluster of n nodes named n1..nN and waits for a
@@ -251,7 +254,7 @@ func (n *Node) start(c *Cluster) {
 		c.t.Fatal(err)
 	}
 	n.cmd = exec.Command(c.bin, args...)
-	n.cmd.Env = append(os.Environ(), clock.OffsetFileEnv+"="+c.clockFile(n))
+	n.cmd.Env = append(append(os.Environ(), testhook.ClockOffsetFileEnv+"="+c.clockFile(n)), n.Env...)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	if err := n.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", n.ID, err)

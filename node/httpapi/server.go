@@ -99,6 +99,9 @@ func storeError(err error) (e *apiError, forwardable bool) {
 		return &apiError{status: http.StatusServiceUnavailable, code: "not_leader", message: "this node is not the leader and could not reach it"}, true
 	case errors.Is(err, store.ErrNoLeader):
 		return &apiError{status: http.StatusServiceUnavailable, code: "no_leader", message: "no leader with a quorum right now; nothing was recorded, retry"}, false
+	case errors.Is(err, store.ErrDiverged):
+		return &apiError{status: http.StatusServiceUnavailable, code: "node_diverged",
+			message: "this node answers nothing while its state differs from another member's: " + err.Error() + "; ask another member"}, false
 	case errors.Is(err, store.ErrHalted):
 		return &apiError{status: http.StatusServiceUnavailable, code: "node_halted", message: "this node found a log entry that failed its checks and is out of service until it is replaced; nothing was recorded or read here, ask another node (" + err.Error() + ")"}, false
 	case errors.Is(err, store.ErrOverloaded):

@@ -188,6 +188,8 @@ type applyPlan struct {
 	// bbolt keeps references to keys and values until commit, so encoded
 	// records go into an arena that is never overwritten.
 	arena []byte
+	// misapplyCents is Options.MisapplyCents (tests only).
+	misapplyCents int64
 }
 
 // applyStep is one entry's share of a plan.
@@ -259,6 +261,7 @@ func (p *applyPlan) addBuys(tx *bolt.Tx, step *applyStep, batch BuyBatch) ([]Buy
 		}
 		p.count++
 		rec := Record{Purchase: *pu, ID: p.count, RecordedAt: at, Index: step.index}
+		rec.AmountCents += p.misapplyCents
 		start := len(p.arena)
 		p.arena = encodeRecord(p.arena, &rec)
 		raw := p.arena[start:len(p.arena):len(p.arena)]

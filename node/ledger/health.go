@@ -50,3 +50,8 @@ func (l *Ledger) setBlocked(err error) {
 		l.logger.Info("Applying resumed: the records write succeeded", "after_error", was.Error())
 	}
 }
+
+// Halt stops the ledger from outside Apply: the store calls it when the
+// members' digests show this node's state differs from the majority's. err
+// should wrap ErrHalted.
+func (l *Ledger) Halt(err error) { l.halt(err, l.applied.Load()) }

@@ -132,6 +132,11 @@ type Options struct {
 	// early, at the same log position on every member. Zero picks
 	// DefaultMaxIdempotencyKeys.
 	MaxIdempotencyKeys int
+	// MisapplyCents, when not zero, is added to the amount of every purchase
+	// this ledger stores: a deliberately wrong state machine, for tests that
+	// the members' digest comparison catches a replica that applies
+	// differently. Only test builds of the node set it.
+	MisapplyCents int64
 }
 
 // Open creates an empty ledger with the default Options; see OpenWith.
@@ -166,6 +171,7 @@ func OpenWith(dir string, logger *slog.Logger, opts Options) (*Ledger, error) {
 		haltedCh: make(chan struct{}), closing: make(chan struct{}),
 		retryMin: retryMin, retryMax: retryMax,
 	}
+	l.plan.misapplyCents = opts.MisapplyCents
 	db, err := l.openRecords()
 	if err != nil {
 		return nil, err

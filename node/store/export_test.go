@@ -13,3 +13,19 @@ func ForwardedOutcomeErrors(raw []byte, n int) ([]error, error) {
 	}
 	return errs, nil
 }
+
+// DigestVote is one member's digest compared with this node's, for tests of
+// the judgement.
+type DigestVote struct {
+	ID           string
+	Voter, Agree bool
+}
+
+// JudgeDigests runs the store's judgement on made-up comparisons.
+func (s *Store) JudgeDigests(votes []DigestVote, voters int) {
+	in := make([]digestVote, len(votes))
+	for i, v := range votes {
+		in[i] = digestVote{id: v.ID, voter: v.Voter, agree: v.Agree, index: 7}
+	}
+	s.judgeDigests(in, voters)
+}

@@ -72,12 +72,13 @@ func (s *Store) watchApplyBlocked() {
 }
 
 // haltedError returns ErrHalted with the ledger's reason when the ledger
-// halted, nil otherwise.
+// halted, ErrDiverged while the node is suspended by a digest mismatch, nil
+// otherwise.
 func (s *Store) haltedError() error {
 	if err := s.ledger.Halted(); err != nil {
 		return fmt.Errorf("%w: %v", ErrHalted, err)
 	}
-	return nil
+	return s.divergedError()
 }
 
 // healthProblem says why the ledger keeps this node from being ready, or ""
@@ -88,6 +89,9 @@ func (s *Store) healthProblem() string {
 	}
 	if err := s.ledger.ApplyBlocked(); err != nil {
 		return "applying is blocked: " + err.Error()
+	}
+	if r := s.divergence.reason(); r != "" {
+		return "answering nothing: " + r
 	}
 	return ""
 }

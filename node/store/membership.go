@@ -91,6 +91,7 @@ func (s *Store) Status() adminapi.Status {
 	// Disk space, as last measured.
 	st.DiskFreeBytes, st.DiskTotalBytes, st.DiskPressure = s.disk.usage()
 	st.DigestIndex, st.Digest = s.ledger.Digest()
+	st.Diverged = s.divergence.reason()
 	if err := s.ledger.Halted(); err != nil {
 		st.Halted = err.Error()
 	}

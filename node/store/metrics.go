@@ -100,6 +100,19 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 				}
 				return 0
 			}),
+		gauge("buytracker_digest_mismatches", "Comparisons of this node's state digest with another member's that found a difference.",
+			func() float64 {
+				s.divergence.mu.Lock()
+				defer s.divergence.mu.Unlock()
+				return float64(s.divergence.mismatches)
+			}),
+		gauge("buytracker_diverged", "1 while this node answers nothing because its state differs from another member's and no majority decides.",
+			func() float64 {
+				if s.divergence.reason() != "" {
+					return 1
+				}
+				return 0
+			}),
 		gauge("buytracker_clock_skewed", "1 while this leader's clock disagrees with a majority of the voters by more than the bound: it stamps no purchase.",
 			func() float64 {
 				if skewed, _ := s.clocks.snapshot(); skewed && s.raft.State() == raft.Leader {

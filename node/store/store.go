@@ -81,6 +81,10 @@ type Config struct {
 	// (docs/benchmarks.md).
 	MaxBatch, MaxInflight int
 
+	// MisapplyCentsForTests makes the ledger store every amount this much
+	// off (ledger.Options.MisapplyCents): only test builds set it.
+	MisapplyCentsForTests int64
+
 	// Clock is the node's wall clock (default: the system's); MaxClockSkew
 	// bounds how far the leader's may differ from a majority of the
 	// voters' before it stops stamping purchases (default 1 s).
@@ -166,6 +170,9 @@ type Store struct {
 	// last comparison of it with the voters'.
 	clock  clock.Clock
 	clocks clockGuard
+	// divergence is what the last comparison of digests with the other
+	// members found.
+	divergence divergence
 
 	identityMu   sync.Mutex
 	identity     *dataIdentity
@@ -234,7 +241,7 @@ func Open(cfg Config) (*Store, error) {
 		clock:         cfg.Clock,
 		clocks:        clockGuard{bound: cfg.MaxClockSkew, recheckNow: make(chan struct{}, 1)},
 	}
-	ledgerOpts := ledger.Options{MaxIdempotencyKeys: cfg.IdempotencyMaxKeys}
+	ledgerOpts := ledger.Options{MaxIdempotencyKeys: cfg.IdempotencyMaxKeys, MisapplyCents: cfg.MisapplyCentsForTests}
 	if s.ledger, err = ledger.OpenWith(filepath.Join(cfg.DataDir, "ledger"), s.logger, ledgerOpts); err != nil {
 		return nil, err
 	}
@@ -246,8 +253,9 @@ func Open(cfg Config) (*Store, error) {
 		s.closeStores()
 		return nil, err
 	}
-	s.wg.Add(12)
+	s.wg.Add(13)
 	go s.watchHalt()
+	go s.runDigestCheck()
 	go s.watchApplyBlocked()
 	go s.refreshAddressBook()
 	go s.runClockCheck()

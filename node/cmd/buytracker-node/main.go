@@ -27,10 +27,10 @@ import (
 
 	"github.com/buytracker/buytracker/node/admin"
 	"github.com/buytracker/buytracker/node/clientauth"
-	"github.com/buytracker/buytracker/node/clock"
 	"github.com/buytracker/buytracker/node/httpapi"
 	"github.com/buytracker/buytracker/node/listen"
 	"github.com/buytracker/buytracker/node/store"
+	"github.com/buytracker/buytracker/node/testhook"
 )
 
 func main() {
@@ -285,8 +285,9 @@ func run(args []string) error {
 		RaftBind: o.raftAddr, RaftAdvertise: o.advertiseRaft,
 		HTTPURL: o.advertiseHTTP, AdminURL: o.advertiseAdmin,
 		ClusterID: o.clusterID, InitialCluster: initial,
-		Clock: clock.FromEnvironment(logger), MaxClockSkew: o.maxClockSkew,
-		HeartbeatTimeout: o.heartbeatTimeout, ElectionTimeout: o.electionTimeout,
+		Clock: testhook.Clock(logger), MaxClockSkew: o.maxClockSkew,
+		MisapplyCentsForTests: testhook.MisapplyCents(),
+		HeartbeatTimeout:      o.heartbeatTimeout, ElectionTimeout: o.electionTimeout,
 		SnapshotThreshold: o.snapshotThreshold, SnapshotInterval: o.snapshotInterval,
 		TrailingLogs: o.trailingLogs,
 		MinFreeDisk:  uint64(o.minFreeDisk), IdempotencyMaxKeys: o.idempotencyMaxKeys,

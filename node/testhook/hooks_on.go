@@ -1,22 +1,31 @@
-//go:build clockhook
+//go:build testhooks
 
-package clock
+package testhook
 
 import (
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/buytracker/buytracker/node/clock"
 )
 
-// FromEnvironment returns the system clock shifted by the offset in the
-// file named by OffsetFileEnv, when it is set. Test builds only.
-func FromEnvironment(logger *slog.Logger) Clock {
-	path := os.Getenv(OffsetFileEnv)
+// MisapplyCents reads MisapplyCentsEnv.
+func MisapplyCents() int64 {
+	v, _ := strconv.ParseInt(os.Getenv(MisapplyCentsEnv), 10, 64)
+	return v
+}
+
+// Clock returns the system clock shifted by the offset in the file named by
+// ClockOffsetFileEnv, when it is set.
+func Clock(logger *slog.Logger) clock.Clock {
+	path := os.Getenv(ClockOffsetFileEnv)
 	if path == "" {
-		return System()
+		return clock.System()
 	}
 	logger.Warn("Test build: this node's clock is shifted by the offset in a file", "file", path)
 	return &offsetClock{path: path, logger: logger}

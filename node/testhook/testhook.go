@@ -1,0 +1,17 @@
+// Package testhook holds the faults that cluster tests inject into real node
+// processes. Only a binary built with the `testhooks` tag (node/clustertest
+// builds one) reads them from its environment; in any other build every hook
+// is off and costs nothing.
+package testhook
+
+// Environment variables a test build reads.
+const (
+	// ClockOffsetFileEnv names a file holding a Go duration ("25h",
+	// "-3s") by which the node's wall clock is shifted; it is re-read while
+	// the node runs.
+	ClockOffsetFileEnv = "BUYTRACKER_TEST_CLOCK_OFFSET_FILE"
+	// MisapplyCentsEnv makes the node's ledger store every amount this many
+	// cents off: a replica that applies differently, for tests of the
+	// members' digest comparison.
+	MisapplyCentsEnv = "BUYTRACKER_TEST_MISAPPLY_CENTS"
+)
