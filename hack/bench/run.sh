@@ -36,6 +36,7 @@
 #   SKIP_BUILD     1 uses the binaries already in bin/ [0]
 #   CLIENT         the load generator's HTTP client: raw (minimal, cheap) or std (net/http) [raw]
 #   LOADGEN_CPUS   pin the load generator to these CPUs with taskset, e.g. 1 [not pinned]
+#   NODE_BIN       the node binary to measure, for A/B runs of two builds [bin/buytracker-node]
 #   TLS            1: the members talk mutual TLS (--tls-dir), as make run and the
 #                  operator run them; 0: plain TCP, to measure what TLS costs [1]
 set -euo pipefail
@@ -72,7 +73,7 @@ case $TARGET in all | leader) ;; *) echo "run.sh: TARGET=$TARGET: want all or le
 SMALL=1000 # purchases for the first GET /stats run
 [ "$PRELOAD" -gt "$SMALL" ] || { echo "run.sh: PRELOAD=$PRELOAD: want more than $SMALL" >&2; exit 2; }
 
-node_bin=bin/buytracker-node certs_bin=bin/buytracker-certs loadgen=bin/bench-loadgen ceiling_bin=bin/bench-ceiling report_bin=bin/bench-report
+node_bin=${NODE_BIN:-bin/buytracker-node} certs_bin=bin/buytracker-certs loadgen=bin/bench-loadgen ceiling_bin=bin/bench-ceiling report_bin=bin/bench-report
 ceiling_url=http://127.0.0.1:18090
 cluster=n1=127.0.0.1:17081,n2=127.0.0.1:17082,n3=127.0.0.1:17083
 read -ra node_flags <<<"$NODE_FLAGS"
