@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -117,6 +118,8 @@ func TestReconcileCreatesEveryChildOwnedByTheBuyTracker(t *testing.T) {
 	expect(t, "defaulted replicas", bt.DesiredReplicas(), int32(3))
 	expect(t, "defaulted storage size", bt.Spec.Storage.Size.String(), "1Gi")
 	expect(t, "defaulted whenDeleted", bt.Spec.Storage.WhenDeleted, appsv1.RetainPersistentVolumeClaimRetentionPolicyType)
+	expect(t, "defaulted raft.maxClockSkew", bt.Spec.Raft.MaxClockSkew.Duration, time.Second)
+	expect(t, "defaulted idempotency.maxKeys", *bt.Spec.Idempotency.MaxKeys, buytrackerv1alpha1.DefaultIdempotencyMaxKeys)
 	expect(t, "defaulted service", bt.Spec.Service, buytrackerv1alpha1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Port: 8080})
 	expect(t, "initial size", bt.Annotations[annotationInitialReplicas], "3")
 
