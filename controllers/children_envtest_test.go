@@ -36,7 +36,13 @@ type directFixture struct {
 func newDirectFixture(t *testing.T, spec buytrackerv1alpha1.BuyTrackerSpec) *directFixture {
 	t.Helper()
 	s := needAPIServer(t)
-	ns := s.newNamespace(t)
+	return newDirectFixtureIn(t, s.newNamespace(t), spec)
+}
+
+// newDirectFixtureIn is newDirectFixture in a namespace the test made.
+func newDirectFixtureIn(t *testing.T, ns string, spec buytrackerv1alpha1.BuyTrackerSpec) *directFixture {
+	t.Helper()
+	s := needAPIServer(t)
 	bt := &buytrackerv1alpha1.BuyTracker{ObjectMeta: metav1.ObjectMeta{Name: "promo", Namespace: ns}, Spec: spec}
 	if err := s.client.Create(context.Background(), bt); err != nil {
 		t.Fatalf("create buytracker: %v", err)
