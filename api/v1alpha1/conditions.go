@@ -62,7 +62,11 @@ const (
 // Reasons of the ClockSkew condition.
 const (
 	ReasonLeaderClockSkewed = "LeaderClockSkewed"
-	ReasonClocksAgree       = "ClocksAgree"
+	// ReasonVoterClockOffset: the leader's clock is good, but it measured
+	// a voter's clock off by more than the bound; should that voter lead,
+	// it would stamp nothing.
+	ReasonVoterClockOffset = "VoterClockOffset"
+	ReasonClocksAgree      = "ClocksAgree"
 )
 
 // Reason of the DiskPressure and ClockSkew conditions (status Unknown) when
