@@ -260,8 +260,12 @@ func adminProbe(path string, period, failures int32) *corev1.Probe {
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 			Path: path, Port: intstr.FromString("admin"), Scheme: corev1.URISchemeHTTPS,
 		}},
-		PeriodSeconds:    period,
-		TimeoutSeconds:   3,
+		PeriodSeconds:  period,
+		TimeoutSeconds: 3,
+		// The API server's default, spelled out: the comparison with the
+		// live StatefulSet ignores only fields left empty, and a zero here
+		// made every pass patch the StatefulSet.
+		SuccessThreshold: 1,
 		FailureThreshold: failures,
 	}
 }
