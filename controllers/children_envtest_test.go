@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
