@@ -31,6 +31,14 @@ func becomes(status metav1.ConditionStatus, absentMeans metav1.ConditionStatus) 
 	}
 }
 
+// leaves matches a condition that was from and is now to: the end of a
+// trouble, not a first answer after none.
+func leaves(from, to metav1.ConditionStatus) func(*metav1.Condition, metav1.Condition) bool {
+	return func(before *metav1.Condition, cur metav1.Condition) bool {
+		return before != nil && before.Status == from && cur.Status == to
+	}
+}
+
 // reasonBecomes matches a condition whose reason changed to reason.
 func reasonBecomes(reason string) func(*metav1.Condition, metav1.Condition) bool {
 	return func(before *metav1.Condition, cur metav1.Condition) bool {
@@ -54,9 +62,9 @@ var conditionEvents = []conditionEvent{
 	{buytrackerv1alpha1.ConditionDegraded, becomes(metav1.ConditionTrue, ""), corev1.EventTypeWarning, "Degraded"},
 	{buytrackerv1alpha1.ConditionDegraded, becomes(metav1.ConditionFalse, ""), corev1.EventTypeNormal, "Recovered"},
 	{buytrackerv1alpha1.ConditionDiskPressure, becomes(metav1.ConditionTrue, metav1.ConditionFalse), corev1.EventTypeWarning, "DiskPressure"},
-	{buytrackerv1alpha1.ConditionDiskPressure, becomes(metav1.ConditionFalse, ""), corev1.EventTypeNormal, "DiskPressureRelieved"},
+	{buytrackerv1alpha1.ConditionDiskPressure, leaves(metav1.ConditionTrue, metav1.ConditionFalse), corev1.EventTypeNormal, "DiskPressureRelieved"},
 	{buytrackerv1alpha1.ConditionClockSkew, becomes(metav1.ConditionTrue, metav1.ConditionFalse), corev1.EventTypeWarning, "ClockSkew"},
-	{buytrackerv1alpha1.ConditionClockSkew, becomes(metav1.ConditionFalse, ""), corev1.EventTypeNormal, "ClockSkewResolved"},
+	{buytrackerv1alpha1.ConditionClockSkew, leaves(metav1.ConditionTrue, metav1.ConditionFalse), corev1.EventTypeNormal, "ClockSkewResolved"},
 	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonBecomes(buytrackerv1alpha1.ReasonExpansionNotAllowed), corev1.EventTypeWarning, "VolumeExpansionNotAllowed"},
 	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonBecomes(buytrackerv1alpha1.ReasonExpansionFailed), corev1.EventTypeWarning, "VolumeExpansionFailed"},
 	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonLeaves(buytrackerv1alpha1.ReasonVolumesExpanding, buytrackerv1alpha1.ReasonVolumesAtSize), corev1.EventTypeNormal, "VolumesExpanded"},
