@@ -75,6 +75,8 @@ type BuyTrackerReconciler struct {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;patch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get
 
 // Reconcile brings one BuyTracker one step closer to its spec: children
 // first, then at most one membership, scaling or rollout step, then status,
@@ -93,10 +95,11 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	var (
 		view      *clusterView
 		tlsStatus *buytrackerv1alpha1.TLSStatus
+		volumes   *metav1.Condition
 		next      = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
 	)
 	defer func() {
-		serr := r.writeStatus(ctx, &bt, view, tlsStatus, next, err)
+		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, volumes: volumes, next: next}, err)
 		switch {
 		case apierrors.IsConflict(serr):
 			// The cache held an older BuyTracker than the server: look
@@ -138,6 +141,13 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.reconcileNetworkPolicy(ctx, &bt, n); err != nil {
 		return ctrl.Result{}, err
 	}
+	// Before the StatefulSet, which a size change replaces: the claims grow
+	// while it does.
+	vc, err := r.reconcileVolumes(ctx, &bt, n)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	volumes = &vc
 	sts, err := r.reconcileStatefulSet(ctx, &bt, n, initial)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -172,11 +182,23 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return ctrl.Result{RequeueAfter: after}, nil
 }
 
+// passReport is what one pass learnt, for the status written at its end;
+// nil parts were not reached and keep what the status said.
+type passReport struct {
+	view    *clusterView
+	tls     *buytrackerv1alpha1.TLSStatus
+	volumes *metav1.Condition
+	next    step
+}
+
 // writeStatus patches the status when this pass changed it, and only then.
-func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, v *clusterView, tls *buytrackerv1alpha1.TLSStatus, s step, loopErr error) error {
-	status := nextStatus(bt, v, s, loopErr)
-	if tls != nil {
-		status.TLS = tls
+func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, p passReport, loopErr error) error {
+	status := nextStatus(bt, p.view, p.next, loopErr)
+	if p.tls != nil {
+		status.TLS = p.tls
+	}
+	if p.volumes != nil {
+		meta.SetStatusCondition(&status.Conditions, *p.volumes)
 	}
 	if equality.Semantic.DeepEqual(status, bt.Status) {
 		return nil
@@ -187,36 +209,14 @@ func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1
 	// and a stale copy would record changes that did not happen and miss
 	// ones that did.
 	patch := client.MergeFromWithOptions(bt.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	previous := bt.Status.Conditions
+	previous := bt.Status
 	bt.Status = status
 	if err := r.Status().Patch(ctx, bt, patch); err != nil {
 		return fmt.Errorf("write status of buytracker %s: %w", bt.Name, err)
 	}
-	r.recordHealthChanges(bt, previous, status.Conditions)
+	r.recordHealthChanges(bt, previous.Conditions, status.Conditions)
+	r.recordReplacedMembers(bt, previous.Members, status.Members)
 	return nil
-}
-
-// recordHealthChanges records an Event when the cluster loses or regains
-// its quorum, or a member goes down or comes back.
-func (r *BuyTrackerReconciler) recordHealthChanges(bt *buytrackerv1alpha1.BuyTracker, before, after []metav1.Condition) {
-	changed := func(typ string) (*metav1.Condition, bool) {
-		old, cur := meta.FindStatusCondition(before, typ), meta.FindStatusCondition(after, typ)
-		return cur, old != nil && cur != nil && old.Status != cur.Status
-	}
-	if c, ok := changed(buytrackerv1alpha1.ConditionAvailable); ok {
-		if c.Status == metav1.ConditionTrue {
-			r.event(bt, corev1.EventTypeNormal, "Available", "Observe", "%s", c.Message)
-		} else {
-			r.event(bt, corev1.EventTypeWarning, "Unavailable", "Observe", "%s: %s", c.Reason, c.Message)
-		}
-	}
-	if c, ok := changed(buytrackerv1alpha1.ConditionDegraded); ok {
-		if c.Status == metav1.ConditionTrue {
-			r.event(bt, corev1.EventTypeWarning, "Degraded", "Observe", "%s", c.Message)
-		} else {
-			r.event(bt, corev1.EventTypeNormal, "Recovered", "Observe", "%s", c.Message)
-		}
-	}
 }
 
 func (r *BuyTrackerReconciler) event(bt *buytrackerv1alpha1.BuyTracker, eventType, reason, action, format string, args ...any) {

@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -35,7 +37,13 @@ type directFixture struct {
 func newDirectFixture(t *testing.T, spec buytrackerv1alpha1.BuyTrackerSpec) *directFixture {
 	t.Helper()
 	s := needAPIServer(t)
-	ns := s.newNamespace(t)
+	return newDirectFixtureIn(t, s.newNamespace(t), spec)
+}
+
+// newDirectFixtureIn is newDirectFixture in a namespace the test made.
+func newDirectFixtureIn(t *testing.T, ns string, spec buytrackerv1alpha1.BuyTrackerSpec) *directFixture {
+	t.Helper()
+	s := needAPIServer(t)
 	bt := &buytrackerv1alpha1.BuyTracker{ObjectMeta: metav1.ObjectMeta{Name: "promo", Namespace: ns}, Spec: spec}
 	if err := s.client.Create(context.Background(), bt); err != nil {
 		t.Fatalf("create buytracker: %v", err)
@@ -117,6 +125,8 @@ func TestReconcileCreatesEveryChildOwnedByTheBuyTracker(t *testing.T) {
 	expect(t, "defaulted replicas", bt.DesiredReplicas(), int32(3))
 	expect(t, "defaulted storage size", bt.Spec.Storage.Size.String(), "1Gi")
 	expect(t, "defaulted whenDeleted", bt.Spec.Storage.WhenDeleted, appsv1.RetainPersistentVolumeClaimRetentionPolicyType)
+	expect(t, "defaulted raft.maxClockSkew", bt.Spec.Raft.MaxClockSkew.Duration, time.Second)
+	expect(t, "defaulted idempotency.maxKeys", *bt.Spec.Idempotency.MaxKeys, buytrackerv1alpha1.DefaultIdempotencyMaxKeys)
 	expect(t, "defaulted service", bt.Spec.Service, buytrackerv1alpha1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Port: 8080})
 	expect(t, "initial size", bt.Annotations[annotationInitialReplicas], "3")
 
@@ -169,10 +179,15 @@ func TestReconcileOfAnUnchangedSpecWritesNothing(t *testing.T) {
 		return out
 	}
 	before := versions()
+	var writes []string
+	f.r.Client = writeRecorder{Client: f.r.Client, writes: &writes}
 	for range 3 {
 		f.pass(t)
 	}
 	expect(t, "resourceVersions", versions(), before)
+	// Not even a patch that changes nothing: each would be a request to the
+	// API server, every pass, for every BuyTracker.
+	expect(t, "writes sent", writes, []string(nil))
 	token := f.children(t)["Secret/promo-admin-token"].(*corev1.Secret).Data[adminTokenKey]
 	if !f.cluster.tokens[string(token)] || len(f.cluster.tokens) != 1 {
 		t.Errorf("admin calls did not all use the Secret's token")
@@ -189,12 +204,27 @@ func TestSpecChangesReachTheChildren(t *testing.T) {
 		bt.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}
 		bt.Spec.Service = buytrackerv1alpha1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Port: 80}
 		bt.Spec.Storage.WhenDeleted = appsv1.DeletePersistentVolumeClaimRetentionPolicyType
-		bt.Spec.Raft = &buytrackerv1alpha1.RaftSpec{SnapshotThreshold: ptr.To[int64](500)}
+		bt.Spec.Raft = &buytrackerv1alpha1.RaftSpec{SnapshotThreshold: ptr.To[int64](500), MaxClockSkew: &metav1.Duration{Duration: 300 * time.Millisecond}}
+		bt.Spec.Idempotency.MaxKeys = ptr.To[int64](20000)
+		bt.Spec.TLS = &buytrackerv1alpha1.ClientTLSSpec{SecretName: "promo-https"}
+		bt.Spec.ClientAuth = &buytrackerv1alpha1.ClientAuthSpec{SecretName: "promo-tokens"}
+		bt.Spec.TrustedProxies = []buytrackerv1alpha1.ProxyAddress{"10.0.0.0/8"}
 	})
+	recorder := f.r.Recorder.(*events.FakeRecorder)
+	drain(recorder)
 	f.pass(t)
+	if got := eventsWith(drain(recorder), "StatefulSetUpdated"); len(got) != 1 {
+		t.Errorf("StatefulSetUpdated events %q, want one", got)
+	}
 	children := f.children(t)
 	sts := children["StatefulSet/promo"].(*appsv1.StatefulSet)
 	c := sts.Spec.Template.Spec.Containers[0]
+	for _, flag := range []string{"--max-clock-skew=300ms", "--idempotency-max-keys=20000", "--client-tls-dir=/etc/buytracker/client-tls",
+		"--client-auth-file=/etc/buytracker/client-auth.json", "--trusted-proxies=10.0.0.0/8"} {
+		if !slices.Contains(c.Args, flag) {
+			t.Errorf("no %s in %v", flag, c.Args)
+		}
+	}
 	expect(t, "image", c.Image, "buytracker/node:v2")
 	expect(t, "memory limit", c.Resources.Limits.Memory().String(), "256Mi")
 	expect(t, "snapshot flag", slices.Contains(c.Args, "--snapshot-threshold=500"), true)
@@ -232,6 +262,36 @@ func TestSpecChangesReachTheChildren(t *testing.T) {
 	pdb := &policyv1.PodDisruptionBudget{}
 	f.get(t, "promo", pdb)
 	expect(t, "maxUnavailable while growing", pdb.Spec.MaxUnavailable.IntVal, int32(1))
+}
+
+// writeRecorder notes every write the reconciler sends through it.
+type writeRecorder struct {
+	client.Client
+	writes *[]string
+}
+
+func (w writeRecorder) note(verb string, obj client.Object) {
+	*w.writes = append(*w.writes, fmt.Sprintf("%s %T %s", verb, obj, obj.GetName()))
+}
+
+func (w writeRecorder) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	w.note("create", obj)
+	return w.Client.Create(ctx, obj, opts...)
+}
+
+func (w writeRecorder) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	w.note("update", obj)
+	return w.Client.Update(ctx, obj, opts...)
+}
+
+func (w writeRecorder) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	w.note("patch", obj)
+	return w.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (w writeRecorder) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	w.note("delete", obj)
+	return w.Client.Delete(ctx, obj, opts...)
 }
 
 // releaseOrphans removes the orphan finalizer, as the garbage collector

@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"slices"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,9 +17,12 @@ import (
 	"github.com/buytracker/buytracker/node/adminapi"
 )
 
-// maxClusterQueries bounds how many nodes one pass asks before it concludes
-// that the admin API is unreachable.
+// maxClusterQueries bounds how many nodes one pass asks for the
+// configuration before it concludes that the admin API is unreachable.
 const maxClusterQueries = 3
+
+// nodeStateLeader is the Raft state a leader reports in GET /status.
+const nodeStateLeader = "Leader"
 
 // observe reads the StatefulSet's pods and asks the nodes for the Raft
 // configuration.
@@ -49,20 +55,28 @@ func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alph
 			uid:         p.UID,
 		}
 	}
+	v.nodes = r.askMembers(ctx, n, admin, v)
 	v.raft, v.leaderLastIndex = r.askCluster(ctx, bt, n, admin, v)
 	return v, nil
 }
 
-// askCluster asks the last known leader, then ready pods, then running
-// ones, for the configuration. When the StatefulSet is to shrink it also
-// reads the leader's last log index first, so that the planner can tell
-// that the removals before it have committed.
+// askCluster asks for the configuration: first the pod that says it
+// leads, then the last known leader, then ready pods, then running ones.
+// When the StatefulSet is to shrink it also needs the leader's last log
+// index read before the configuration (from the statuses of this pass),
+// both from the leader in one term, so that the planner can tell that the
+// removals before it have committed.
 func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, creds adminCredentials, v clusterView) (*adminapi.Cluster, uint64) {
 	log := logf.FromContext(ctx)
 	var candidates []string
 	add := func(name string) {
 		if p, ok := v.pods[name]; ok && !p.terminating && !slices.Contains(candidates, name) {
 			candidates = append(candidates, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(v.nodes)) {
+		if v.nodes[name].State == nodeStateLeader {
+			add(name)
 		}
 	}
 	add(bt.Status.Leader)
@@ -85,25 +99,65 @@ func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1a
 	if cluster == nil || cluster.Leader == "" || v.stsReplicas <= v.desired {
 		return cluster, 0
 	}
-	// Last index, then the configuration, both from the leader: every
-	// entry up to that index, hence every earlier removal, has committed
-	// once the commit index reaches it.
-	admin, err := r.adminClient(n, cluster.Leader, creds)
-	if err != nil {
+	st := v.nodes[cluster.Leader]
+	if st == nil || st.ID != cluster.Leader || st.State != nodeStateLeader {
 		return cluster, 0
 	}
-	callCtx, cancel := context.WithTimeout(ctx, adminReadTimeout)
+	if cluster.ServedBy != cluster.Leader {
+		again, err := r.callCluster(ctx, n, cluster.Leader, creds)
+		if err != nil {
+			log.V(1).Info("Leader did not answer GET /cluster", "pod", cluster.Leader, "error", err)
+			return cluster, 0
+		}
+		cluster = again
+	}
+	if cluster.ServedBy != st.ID || cluster.Term != st.Term || cluster.Leader != st.ID {
+		return cluster, 0
+	}
+	return cluster, st.LastIndex
+}
+
+// askMembers reads GET /status of every running pod, all at once, each
+// call with its own deadline: the one place a pass learns each member's
+// own view (role, term and last index, incarnation, disk, clock). An
+// answer from a node that is not the pod it was asked as is dropped.
+func (r *BuyTrackerReconciler) askMembers(ctx context.Context, n clusterNames, creds adminCredentials, v clusterView) map[string]*adminapi.Status {
+	log := logf.FromContext(ctx)
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out = map[string]*adminapi.Status{}
+	)
+	for name, p := range v.pods {
+		if !p.running || p.terminating {
+			continue
+		}
+		wg.Go(func() {
+			st, err := r.callStatus(ctx, n, name, creds)
+			if err == nil && st.ID != name {
+				err = fmt.Errorf("answered as %q", st.ID)
+			}
+			if err != nil {
+				log.V(1).Info("Node did not answer GET /status", "pod", name, "error", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			out[name] = st
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (r *BuyTrackerReconciler) callStatus(ctx context.Context, n clusterNames, pod string, creds adminCredentials) (*adminapi.Status, error) {
+	admin, err := r.adminClient(n, pod, creds)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, adminReadTimeout)
 	defer cancel()
-	st, err := admin.Status(callCtx)
-	if err != nil {
-		log.V(1).Info("Leader did not answer GET /status", "pod", cluster.Leader, "error", err)
-		return cluster, 0
-	}
-	again, err := admin.Cluster(callCtx)
-	if err != nil || again.ServedBy != st.ID || again.Term != st.Term || again.Leader != st.ID {
-		return cluster, 0
-	}
-	return again, st.LastIndex
+	return admin.Status(ctx)
 }
 
 func (r *BuyTrackerReconciler) callCluster(ctx context.Context, n clusterNames, pod string, creds adminCredentials) (*adminapi.Cluster, error) {

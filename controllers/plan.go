@@ -34,6 +34,9 @@ type clusterView struct {
 	// leaderLastIndex is the leader's last log index, read before raft;
 	// 0 when it was not read.
 	leaderLastIndex uint64
+	// nodes are the answers of GET /status by pod, read once per pass
+	// before raft; a pod that did not answer is absent.
+	nodes map[string]*adminapi.Status
 }
 
 type podView struct {

@@ -29,10 +29,15 @@ type scriptedCluster struct {
 	// onCall runs after a membership call changed the configuration, with
 	// the call's context; an error it returns is the call's answer.
 	onCall func(ctx context.Context, call string) error
+	// nodeStatus changes what a pod answers to GET /status (incarnation,
+	// disk, clock); statusCalls counts those calls per pod.
+	nodeStatus  map[string]func(*adminapi.Status)
+	statusCalls map[string]int
 }
 
 func newScriptedCluster(names clusterNames, size int32, leader int32) *scriptedCluster {
-	s := &scriptedCluster{names: names, leader: names.pod(leader), commit: 100, down: map[string]bool{}, tokens: map[string]bool{}}
+	s := &scriptedCluster{names: names, leader: names.pod(leader), commit: 100, down: map[string]bool{}, tokens: map[string]bool{},
+		nodeStatus: map[string]func(*adminapi.Status){}, statusCalls: map[string]int{}}
 	for i := range size {
 		s.members = append(s.members, adminapi.Member{ID: names.pod(i), Address: names.raftAddress(names.pod(i)), Suffrage: adminapi.Voter})
 	}
@@ -61,6 +66,33 @@ func (s *scriptedCluster) setDown(pod string, down bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.down[pod] = down
+}
+
+// setNodeStatus makes pod answer GET /status as edit says, from now on.
+func (s *scriptedCluster) setNodeStatus(pod string, edit func(*adminapi.Status)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodeStatus[pod] = edit
+}
+
+// takeStatusCalls returns the GET /status calls per pod since the last
+// time, and starts counting again.
+func (s *scriptedCluster) takeStatusCalls() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	calls := s.statusCalls
+	s.statusCalls = map[string]int{}
+	return calls
+}
+
+// joining says whether pod reports itself a new incarnation still joining,
+// which the node's promoter does not promote.
+func (s *scriptedCluster) joining(pod string) bool {
+	st := adminapi.Status{}
+	if edit := s.nodeStatus[pod]; edit != nil {
+		edit(&st)
+	}
+	return st.Joining
 }
 
 func (s *scriptedCluster) setHook(hook func(ctx context.Context, call string) error) {
@@ -125,7 +157,7 @@ func (n *scriptedNode) Cluster(context.Context) (*adminapi.Cluster, error) {
 		out.Members = append(out.Members, m)
 	}
 	for i, m := range s.members {
-		if m.Suffrage == adminapi.Nonvoter && !s.down[m.ID] {
+		if m.Suffrage == adminapi.Nonvoter && !s.down[m.ID] && !s.joining(m.ID) {
 			s.members[i].Suffrage = adminapi.Voter
 			break
 		}
@@ -140,11 +172,16 @@ func (n *scriptedNode) Status(context.Context) (*adminapi.Status, error) {
 	if err := n.answer(); err != nil {
 		return nil, err
 	}
+	s.statusCalls[n.pod]++
 	state := "Follower"
 	if n.pod == s.leader {
 		state = "Leader"
 	}
-	return &adminapi.Status{ID: n.pod, State: state, Leader: s.leader, Term: 1, LastIndex: s.commit, CommitIndex: s.commit, AppliedIndex: s.commit}, nil
+	st := &adminapi.Status{ID: n.pod, State: state, Leader: s.leader, Term: 1, LastIndex: s.commit, CommitIndex: s.commit, AppliedIndex: s.commit}
+	if edit := s.nodeStatus[n.pod]; edit != nil {
+		edit(st)
+	}
+	return st, nil
 }
 
 func (n *scriptedNode) AddMember(ctx context.Context, id, address string) (*adminapi.Result, error) {

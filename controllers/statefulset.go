@@ -3,10 +3,10 @@ package controllers
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -70,10 +70,7 @@ func desiredStatefulSet(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 }
 
 func desiredClaimTemplate(bt *buytrackerv1alpha1.BuyTracker) corev1.PersistentVolumeClaim {
-	size := resource.MustParse(buytrackerv1alpha1.DefaultStorage)
-	if bt.Spec.Storage.Size != nil {
-		size = *bt.Spec.Storage.Size
-	}
+	size := storageSize(bt)
 	return corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: dataVolume},
 		Spec: corev1.PersistentVolumeClaimSpec{
@@ -96,7 +93,7 @@ func desiredPodTemplate(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{nodeContainerSpec(bt, n, in)},
 			Volumes: []corev1.Volume{
-				{Name: credentialsVolume, VolumeSource: corev1.VolumeSource{Projected: credentialsProjection(n)}},
+				{Name: credentialsVolume, VolumeSource: corev1.VolumeSource{Projected: credentialsProjection(bt, n)}},
 				{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			},
 			SecurityContext: &corev1.PodSecurityContext{
@@ -124,13 +121,13 @@ func desiredPodTemplate(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 // preferSpreadOverNodes asks the scheduler to put members on different
 // nodes when it can, and to run them anyway when it cannot.
 // credentialsProjection is what the node reads from /etc/buytracker: the
-// admin token, and the certificate Secret of every member the cluster can
-// have, each under tls/<pod>/. The pods share one template, so each sees
+// admin token, the certificate Secret of every member the cluster can
+// have, each under tls/<pod>/, and the client credentials the spec names. The pods share one template, so each sees
 // every member's files and picks its own with --tls-dir; the sources are
 // optional, so a scale changes neither the template nor the running pods.
 // The price: every pod can read every member's key (cert-manager's CSI
 // driver, or one Secret volume per pod, would avoid it).
-func credentialsProjection(n clusterNames) *corev1.ProjectedVolumeSource {
+func credentialsProjection(bt *buytrackerv1alpha1.BuyTracker, n clusterNames) *corev1.ProjectedVolumeSource {
 	sources := []corev1.VolumeProjection{{Secret: &corev1.SecretProjection{
 		LocalObjectReference: corev1.LocalObjectReference{Name: n.adminSecret()},
 		Items:                []corev1.KeyToPath{{Key: adminTokenKey, Path: adminTokenFile}},
@@ -147,6 +144,7 @@ func credentialsProjection(n clusterNames) *corev1.ProjectedVolumeSource {
 			Optional:             ptr.To(true),
 		}})
 	}
+	sources = append(sources, clientCredentialSources(bt)...)
 	// Readable by the node's group (fsGroup) only.
 	return &corev1.ProjectedVolumeSource{Sources: sources, DefaultMode: ptr.To[int32](0o440)}
 }
@@ -214,6 +212,7 @@ func nodeContainerSpec(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in sta
 // kubelet expands $(POD_NAME) from the downward API.
 func nodeArgs(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initialReplicas int32) []string {
 	self := "$(POD_NAME)"
+	size := storageSize(bt)
 	args := []string{
 		"--id=" + self,
 		"--data-dir=" + dataDir,
@@ -221,7 +220,7 @@ func nodeArgs(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initialReplicas
 		fmt.Sprintf("--admin-addr=0.0.0.0:%d", adminPort),
 		fmt.Sprintf("--raft-addr=0.0.0.0:%d", raftPort),
 		"--advertise-raft=" + n.raftAddress(self),
-		fmt.Sprintf("--advertise-http=http://%s:%d", n.host(self), httpPort),
+		fmt.Sprintf("--advertise-http=%s://%s:%d", clientScheme(bt), n.host(self), httpPort),
 		"--initial-cluster=" + n.initialCluster(initialReplicas),
 		"--admin-token-file=" + adminTokenPath,
 		"--tls-dir=" + memberTLSDir(self),
@@ -229,6 +228,9 @@ func nodeArgs(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initialReplicas
 		// cluster, such as a claim left by a deleted BuyTracker of the
 		// same name.
 		"--cluster-id=" + string(bt.UID),
+		"--min-free-disk=" + formatBytes(diskWatermark(size.Value())),
+		"--idempotency-max-keys=" + strconv.FormatInt(ptr.Deref(bt.Spec.Idempotency.MaxKeys, buytrackerv1alpha1.DefaultIdempotencyMaxKeys), 10),
+		"--max-clock-skew=" + maxClockSkew(bt).String(),
 	}
 	if r := bt.Spec.Raft; r != nil {
 		if r.HeartbeatTimeout != nil {
@@ -241,7 +243,16 @@ func nodeArgs(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initialReplicas
 			args = append(args, "--snapshot-threshold="+strconv.FormatInt(*r.SnapshotThreshold, 10))
 		}
 	}
-	return args
+	return append(args, clientSecurityArgs(bt)...)
+}
+
+// maxClockSkew is spec.raft.maxClockSkew, or its default.
+func maxClockSkew(bt *buytrackerv1alpha1.BuyTracker) time.Duration {
+	if r := bt.Spec.Raft; r != nil && r.MaxClockSkew != nil {
+		return r.MaxClockSkew.Duration
+	}
+	d, _ := time.ParseDuration(buytrackerv1alpha1.DefaultMaxClockSkew)
+	return d
 }
 
 func adminProbe(path string, period, failures int32) *corev1.Probe {
@@ -249,8 +260,12 @@ func adminProbe(path string, period, failures int32) *corev1.Probe {
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 			Path: path, Port: intstr.FromString("admin"), Scheme: corev1.URISchemeHTTPS,
 		}},
-		PeriodSeconds:    period,
-		TimeoutSeconds:   3,
+		PeriodSeconds:  period,
+		TimeoutSeconds: 3,
+		// The API server's default, spelled out: the comparison with the
+		// live StatefulSet ignores only fields left empty, and a zero here
+		// made every pass patch the StatefulSet.
+		SuccessThreshold: 1,
 		FailureThreshold: failures,
 	}
 }

@@ -108,8 +108,13 @@ func (r *BuyTrackerReconciler) reconcileStatefulSet(ctx context.Context, bt *buy
 			"Replacing StatefulSet %s (pods kept) to apply the new storage settings to new volumes", existing.Name)
 		return nil, nil
 	}
-	if _, err := applyChild(ctx, r.Client, &existing, desired, statefulSetKind); err != nil {
+	wrote, err := applyChild(ctx, r.Client, &existing, desired, statefulSetKind)
+	if err != nil {
 		return nil, err
+	}
+	if wrote {
+		r.event(bt, corev1.EventTypeNormal, "StatefulSetUpdated", "Update",
+			"Updated StatefulSet %s to the spec; pods whose template changed restart one at a time, followers first", existing.Name)
 	}
 	return &existing, nil
 }

@@ -199,8 +199,33 @@ func TestNodeArgs(t *testing.T) {
 			"--admin-token-file=/etc/buytracker/admin-token",
 			"--tls-dir=/etc/buytracker/tls/$(POD_NAME)",
 			"--cluster-id=uid-1",
+			"--min-free-disk=64Mi", "--idempotency-max-keys=1000000", "--max-clock-skew=1s",
 		},
-		absent: []string{"--heartbeat-timeout", "--election-timeout", "--snapshot-threshold"},
+		absent: []string{"--heartbeat-timeout", "--election-timeout", "--snapshot-threshold",
+			"--client-tls-dir", "--client-auth-file", "--trusted-proxies"},
+	}, {
+		name: "clock bound, idempotency bound and the watermark of a 100Gi volume",
+		bt: testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) {
+			bt.Spec.Raft = &buytrackerv1alpha1.RaftSpec{MaxClockSkew: &metav1.Duration{Duration: 250 * time.Millisecond}}
+			bt.Spec.Idempotency.MaxKeys = ptr.To[int64](5000)
+			bt.Spec.Storage.Size = ptr.To(resource.MustParse("100Gi"))
+		}),
+		initial: 3,
+		want:    []string{"--max-clock-skew=250ms", "--idempotency-max-keys=5000", "--min-free-disk=1024Mi"},
+	}, {
+		name: "client TLS, client tokens and trusted proxies",
+		bt: testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) {
+			bt.Spec.TLS = &buytrackerv1alpha1.ClientTLSSpec{SecretName: "promo-https"}
+			bt.Spec.ClientAuth = &buytrackerv1alpha1.ClientAuthSpec{SecretName: "promo-tokens"}
+			bt.Spec.TrustedProxies = []buytrackerv1alpha1.ProxyAddress{"10.0.0.0/8", "192.168.1.7"}
+		}),
+		initial: 3,
+		want: []string{
+			"--client-tls-dir=/etc/buytracker/client-tls",
+			"--client-auth-file=/etc/buytracker/client-auth.json",
+			"--trusted-proxies=10.0.0.0/8,192.168.1.7",
+			"--advertise-http=https://$(POD_NAME)" + peer + ":8080",
+		},
 	}, {
 		name: "the initial cluster is the initial size, not spec.replicas",
 		bt: testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) {
@@ -237,6 +262,59 @@ func TestNodeArgs(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestDiskWatermark(t *testing.T) {
+	const mi, gi = int64(1) << 20, int64(1) << 30
+	tests := []struct {
+		size, want int64
+		flag       string
+	}{
+		{size: 1 * gi, want: 64 * mi, flag: "64Mi"},       // 5% is 51Mi: the floor
+		{size: 2 * gi, want: 102 * mi, flag: "102Mi"},     // 5%, rounded down to a MiB
+		{size: 10 * gi, want: 512 * mi, flag: "512Mi"},    // 5%
+		{size: 20 * gi, want: 1024 * mi, flag: "1024Mi"},  // 5% is the ceiling
+		{size: 500 * gi, want: 1024 * mi, flag: "1024Mi"}, // the ceiling
+		{size: 100 * mi, want: 25 * mi, flag: "25Mi"},     // a quarter of a small volume
+		{size: 1000, want: 250, flag: "250"},              // bytes below a MiB
+	}
+	for _, tt := range tests {
+		got := diskWatermark(tt.size)
+		expect(t, fmt.Sprintf("watermark of %d bytes", tt.size), got, tt.want)
+		expect(t, fmt.Sprintf("flag of %d bytes", tt.size), formatBytes(got), tt.flag)
+	}
+}
+
+func TestClientCredentialsInThePodTemplate(t *testing.T) {
+	in := statefulSetInputs{nodeImage: "img", initialReplicas: 3, replicas: 3}
+	plain := desiredStatefulSet(testBuyTracker(), testNames, in)
+	for _, src := range plain.Spec.Template.Spec.Volumes[0].Projected.Sources {
+		if name := src.Secret.Name; name != "promo-admin-token" && !strings.HasSuffix(name, "-tls") {
+			t.Errorf("a BuyTracker without client credentials projects Secret %s", name)
+		}
+	}
+
+	secured := desiredStatefulSet(testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) {
+		bt.Spec.TLS = &buytrackerv1alpha1.ClientTLSSpec{SecretName: "promo-https"}
+		bt.Spec.ClientAuth = &buytrackerv1alpha1.ClientAuthSpec{SecretName: "promo-tokens"}
+	}), testNames, in)
+	got := map[string]string{}
+	for _, src := range secured.Spec.Template.Spec.Volumes[0].Projected.Sources {
+		if src.Secret.Name == "promo-https" || src.Secret.Name == "promo-tokens" {
+			for _, item := range src.Secret.Items {
+				got[src.Secret.Name+"/"+item.Key] = fmt.Sprintf("%s optional=%v", item.Path, ptr.Deref(src.Secret.Optional, false))
+			}
+		}
+	}
+	expect(t, "client credential files", got, map[string]string{
+		"promo-https/tls.crt":           "client-tls/tls.crt optional=false",
+		"promo-https/tls.key":           "client-tls/tls.key optional=false",
+		"promo-tokens/client-auth.json": "client-auth.json optional=false",
+	})
+	// The probes and the client port do not move: probes stay on the
+	// admin port, the Service still targets port http.
+	expect(t, "probes", secured.Spec.Template.Spec.Containers[0].ReadinessProbe, plain.Spec.Template.Spec.Containers[0].ReadinessProbe)
+	expect(t, "ports", secured.Spec.Template.Spec.Containers[0].Ports, plain.Spec.Template.Spec.Containers[0].Ports)
 }
 
 func TestImmutableFieldsDiffer(t *testing.T) {

@@ -45,6 +45,14 @@ func TestAPIServerRejectsInvalidSpecs(t *testing.T) {
 		{"election shorter than heartbeat", map[string]any{"raft": map[string]any{"heartbeatTimeout": "2s", "electionTimeout": "1s"}}, "raft.electionTimeout must not be shorter than raft.heartbeatTimeout"},
 		{"zero snapshot threshold", map[string]any{"raft": map[string]any{"snapshotThreshold": 0}}, "spec.raft.snapshotThreshold"},
 		{"unknown volume policy", map[string]any{"storage": map[string]any{"whenDeleted": "Archive"}}, `spec.storage.whenDeleted: Unsupported value: "Archive"`},
+		{"clock skew too tight", map[string]any{"raft": map[string]any{"maxClockSkew": "1ms"}}, "raft.maxClockSkew must be from 10ms to 1h"},
+		{"clock skew too loose", map[string]any{"raft": map[string]any{"maxClockSkew": "2h"}}, "raft.maxClockSkew must be from 10ms to 1h"},
+		{"no idempotency keys", map[string]any{"idempotency": map[string]any{"maxKeys": 0}}, "spec.idempotency.maxKeys"},
+		{"too many idempotency keys", map[string]any{"idempotency": map[string]any{"maxKeys": 200_000_000}}, "spec.idempotency.maxKeys"},
+		{"tls without a secret", map[string]any{"tls": map[string]any{}}, "spec.tls.secretName"},
+		{"client auth with an empty secret name", map[string]any{"clientAuth": map[string]any{"secretName": ""}}, "spec.clientAuth.secretName"},
+		{"a proxy that is a host name", map[string]any{"trustedProxies": []any{"10.0.0.0/8", "lb.example"}}, "a trusted proxy must be an IP address or a CIDR prefix"},
+		{"a proxy listed twice", map[string]any{"trustedProxies": []any{"10.0.0.1", "10.0.0.1"}}, "spec.trustedProxies[1]: Duplicate value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +74,11 @@ func TestAPIServerAcceptsEveryOddSize(t *testing.T) {
 	for _, size := range []int{1, 3, 5, 7, 9} {
 		u := newUnstructuredBuyTracker(ns, "", map[string]any{
 			"replicas": size, "storage": map[string]any{"size": "500Mi", "storageClassName": "fast"},
-			"raft": map[string]any{"heartbeatTimeout": "500ms", "electionTimeout": "1s", "snapshotThreshold": 1000},
+			"raft":           map[string]any{"heartbeatTimeout": "500ms", "electionTimeout": "1s", "snapshotThreshold": 1000, "maxClockSkew": "250ms"},
+			"idempotency":    map[string]any{"maxKeys": 5000},
+			"tls":            map[string]any{"secretName": "promo-client-tls"},
+			"clientAuth":     map[string]any{"secretName": "promo-client-auth"},
+			"trustedProxies": []any{"10.0.0.0/8", "192.168.1.7", "fd00::/8"},
 		})
 		u.SetGenerateName("ok-")
 		if err := s.client.Create(context.Background(), u); err != nil {

@@ -41,9 +41,34 @@ type BuyTrackerSpec struct {
 	// +optional
 	Service ServiceSpec `json:"service,omitempty"`
 
-	// raft tunes the consensus timers; unset fields keep the node's defaults.
+	// raft tunes the consensus timers and the clock bound; unset timers
+	// keep the node's defaults.
+	// +kubebuilder:default={}
 	// +optional
 	Raft *RaftSpec `json:"raft,omitempty"`
+
+	// idempotency bounds the table of Idempotency-Keys every node keeps.
+	// +kubebuilder:default={}
+	// +optional
+	Idempotency IdempotencySpec `json:"idempotency,omitempty"`
+
+	// tls serves the client port over HTTPS with a certificate the user
+	// provides; unset, the client port speaks plain HTTP.
+	// +optional
+	TLS *ClientTLSSpec `json:"tls,omitempty"`
+
+	// clientAuth names the Secret of client tokens and their roles; unset,
+	// POST /buy and GET /stats are open and GET /buys is refused.
+	// +optional
+	ClientAuth *ClientAuthSpec `json:"clientAuth,omitempty"`
+
+	// trustedProxies are the addresses and CIDR prefixes of proxies whose
+	// X-Forwarded-For names the client; from anyone else the header is
+	// ignored and a purchase keeps the connection's address.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	// +optional
+	TrustedProxies []ProxyAddress `json:"trustedProxies,omitempty"`
 
 	// affinity of the pods. When unset, pods prefer (but do not require)
 	// different nodes, so a one-node cluster still runs every replica.
@@ -123,7 +148,59 @@ type RaftSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	SnapshotThreshold *int64 `json:"snapshotThreshold,omitempty"`
+
+	// maxClockSkew is how far the leader's clock may differ from a majority
+	// of the voters' before it stops stamping purchases (they answer 503)
+	// and hands leadership over; from 10ms to 1h.
+	// +kubebuilder:default="1s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10ms') && duration(self) <= duration('1h')",message="raft.maxClockSkew must be from 10ms to 1h"
+	// +optional
+	MaxClockSkew *metav1.Duration `json:"maxClockSkew,omitempty"`
 }
+
+// IdempotencySpec bounds the Idempotency-Keys each node remembers.
+type IdempotencySpec struct {
+	// maxKeys is how many Idempotency-Keys each node remembers at most; past
+	// it the oldest is forgotten before its 24 hours, and a retry that comes
+	// after its key was forgotten is recorded again. About 190 MiB of memory
+	// per million 36-character keys. Every member must use the same value: a
+	// change rolls the pods, and while the roll is half done members may
+	// disagree on the retry of a key one of them already forgot.
+	// +kubebuilder:default=1000000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000000
+	// +optional
+	MaxKeys *int64 `json:"maxKeys,omitempty"`
+}
+
+// ClientTLSSpec names the certificate of the client port.
+type ClientTLSSpec struct {
+	// secretName is a Secret in the BuyTracker's namespace in cert-manager's
+	// layout (tls.crt, tls.key; ca.crt is not read). Nodes re-read it when it
+	// changes, without a restart. A pod does not start until it exists.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	SecretName string `json:"secretName"`
+}
+
+// ClientAuthSpec names the client tokens.
+type ClientAuthSpec struct {
+	// secretName is a Secret in the BuyTracker's namespace whose key
+	// client-auth.json holds the tokens, their roles (write, read, export)
+	// and require_auth_everywhere, in the node's format (docs/node.md,
+	// "Client authentication"). Nodes re-read it when it changes, without a
+	// restart. A pod does not start until it exists.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	SecretName string `json:"secretName"`
+}
+
+// ProxyAddress is an IP address (10.0.0.7) or a CIDR prefix (10.0.0.0/8).
+// +kubebuilder:validation:MaxLength=64
+// +kubebuilder:validation:XValidation:rule="isIP(self) || isCIDR(self)",message="a trusted proxy must be an IP address or a CIDR prefix such as 10.0.0.0/8"
+type ProxyAddress string
 
 // BuyTrackerStatus is what the operator observed.
 type BuyTrackerStatus struct {
@@ -157,7 +234,8 @@ type BuyTrackerStatus struct {
 	// +optional
 	TLS *TLSStatus `json:"tls,omitempty"`
 
-	// conditions are Available, Progressing and Degraded.
+	// conditions are Available, Progressing, Degraded, DiskPressure,
+	// ClockSkew and VolumeExpansion.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -202,6 +280,30 @@ type MemberStatus struct {
 	// caught up with the leader.
 	// +optional
 	Ready bool `json:"ready,omitempty"`
+	// incarnation is the identity of the member's data dir, new each time
+	// the member starts on an empty one: a change means the member came
+	// back without its data and rejoined (condition Degraded, reason
+	// MemberReplaced). Kept while the member does not answer.
+	// +optional
+	Incarnation string `json:"incarnation,omitempty"`
+	// joining is true while the member is a new incarnation that may not
+	// vote yet: it catches up as a non-voter and is promoted.
+	// +optional
+	Joining bool `json:"joining,omitempty"`
+	// diskFreeBytes is the free space of the member's data volume as it
+	// last reported it, rounded down to a whole MiB (so that the status is
+	// not rewritten for every few purchases); absent while the member does
+	// not answer.
+	// +optional
+	DiskFreeBytes *int64 `json:"diskFreeBytes,omitempty"`
+	// diskTotalBytes is the size of the member's data volume's file system,
+	// rounded down to a whole MiB; absent while the member does not answer.
+	// +optional
+	DiskTotalBytes *int64 `json:"diskTotalBytes,omitempty"`
+	// diskPressure is true while the member's free space is below its
+	// watermark (--min-free-disk): it answers new purchases 507.
+	// +optional
+	DiskPressure bool `json:"diskPressure,omitempty"`
 }
 
 // Suffrage says whether a member votes.

@@ -8,8 +8,20 @@ const (
 	// ConditionProgressing is True while the operator scales the cluster
 	// or rolls a change through its pods.
 	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True while a member is down or lagging.
+	// ConditionDegraded is True while a member is down or lagging, or came
+	// back with an empty data dir and is rejoining.
 	ConditionDegraded = "Degraded"
+	// ConditionDiskPressure is True while a member's free disk space is
+	// below its watermark: that member answers new purchases 507.
+	ConditionDiskPressure = "DiskPressure"
+	// ConditionClockSkew is True while the leader reports that its clock
+	// disagrees with a majority of the voters: it stamps nothing (purchases
+	// answer 503) and hands leadership over.
+	ConditionClockSkew = "ClockSkew"
+	// ConditionVolumeExpansion is True while member volumes are being grown
+	// to spec.storage.size; False when they hold it, or when they cannot be
+	// grown (the reason says why).
+	ConditionVolumeExpansion = "VolumeExpansion"
 )
 
 // Reasons of the Available condition.
@@ -36,6 +48,37 @@ const (
 	ReasonMembersHealthy    = "MembersHealthy"
 	ReasonMemberUnavailable = "MemberUnavailable"
 	ReasonMemberLagging     = "MemberLagging"
+	// ReasonMemberReplaced: a member came back with an empty data dir (a
+	// new incarnation) and rejoins as a non-voter until it has caught up.
+	ReasonMemberReplaced = "MemberReplaced"
+)
+
+// Reasons of the DiskPressure condition.
+const (
+	ReasonLowDiskSpace        = "LowDiskSpace"
+	ReasonDiskSpaceSufficient = "DiskSpaceSufficient"
+)
+
+// Reasons of the ClockSkew condition.
+const (
+	ReasonLeaderClockSkewed = "LeaderClockSkewed"
+	// ReasonVoterClockOffset: the leader's clock is good, but it measured
+	// a voter's clock off by more than the bound; should that voter lead,
+	// it would stamp nothing.
+	ReasonVoterClockOffset = "VoterClockOffset"
+	ReasonClocksAgree      = "ClocksAgree"
+)
+
+// Reason of the DiskPressure and ClockSkew conditions (status Unknown) when
+// the members they depend on did not answer GET /status.
+const ReasonStatusUnknown = "StatusUnknown"
+
+// Reasons of the VolumeExpansion condition.
+const (
+	ReasonVolumesExpanding    = "VolumesExpanding"
+	ReasonVolumesAtSize       = "VolumesAtSize"
+	ReasonExpansionNotAllowed = "ExpansionNotAllowed"
+	ReasonExpansionFailed     = "ExpansionFailed"
 )
 
 // AnnotationRotateCA on a BuyTracker asks for a new CA: set it to any value

@@ -3,9 +3,11 @@ package v1alpha1
 // Defaults the API server applies through the CRD; the helpers below apply
 // the same ones to objects that never went through it (unit tests).
 const (
-	DefaultReplicas   int32 = 3
-	DefaultStorage          = "1Gi"
-	DefaultClientPort int32 = 8080
+	DefaultReplicas           int32 = 3
+	DefaultStorage                  = "1Gi"
+	DefaultClientPort         int32 = 8080
+	DefaultMaxClockSkew             = "1s"
+	DefaultIdempotencyMaxKeys int64 = 1_000_000
 )
 
 // DesiredReplicas is spec.replicas, or its default when unset.

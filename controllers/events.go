@@ -1,0 +1,112 @@
+package controllers
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+)
+
+// conditionEvent is the Event recorded when a condition enters a state.
+type conditionEvent struct {
+	typ string
+	// enters says whether cur is the state the Event reports, given the
+	// condition before (nil when it was not reported yet).
+	enters    func(before *metav1.Condition, cur metav1.Condition) bool
+	eventType string
+	reason    string
+}
+
+// becomes matches a condition whose status changed to status; for the
+// conditions that are True when something is wrong, a condition reported
+// for the first time counts as having been False.
+func becomes(status metav1.ConditionStatus, absentMeans metav1.ConditionStatus) func(*metav1.Condition, metav1.Condition) bool {
+	return func(before *metav1.Condition, cur metav1.Condition) bool {
+		was := absentMeans
+		if before != nil {
+			was = before.Status
+		}
+		return was != "" && was != status && cur.Status == status
+	}
+}
+
+// leaves matches a condition that was from and is now to: the end of a
+// trouble, not a first answer after none.
+func leaves(from, to metav1.ConditionStatus) func(*metav1.Condition, metav1.Condition) bool {
+	return func(before *metav1.Condition, cur metav1.Condition) bool {
+		return before != nil && before.Status == from && cur.Status == to
+	}
+}
+
+// reasonBecomes matches a condition whose reason changed to reason.
+func reasonBecomes(reason string) func(*metav1.Condition, metav1.Condition) bool {
+	return func(before *metav1.Condition, cur metav1.Condition) bool {
+		return cur.Reason == reason && (before == nil || before.Reason != reason)
+	}
+}
+
+// reasonLeaves matches a condition that had reason from and now has to.
+func reasonLeaves(from, to string) func(*metav1.Condition, metav1.Condition) bool {
+	return func(before *metav1.Condition, cur metav1.Condition) bool {
+		return before != nil && before.Reason == from && cur.Reason == to
+	}
+}
+
+// conditionEvents: the cluster losing or regaining its quorum, a member
+// going down or coming back, disks filling and freeing, the leader's clock
+// going off and back, and volume expansion that cannot go on or is done.
+var conditionEvents = []conditionEvent{
+	{buytrackerv1alpha1.ConditionAvailable, becomes(metav1.ConditionTrue, ""), corev1.EventTypeNormal, "Available"},
+	{buytrackerv1alpha1.ConditionAvailable, becomes(metav1.ConditionFalse, ""), corev1.EventTypeWarning, "Unavailable"},
+	{buytrackerv1alpha1.ConditionDegraded, becomes(metav1.ConditionTrue, ""), corev1.EventTypeWarning, "Degraded"},
+	{buytrackerv1alpha1.ConditionDegraded, becomes(metav1.ConditionFalse, ""), corev1.EventTypeNormal, "Recovered"},
+	{buytrackerv1alpha1.ConditionDiskPressure, becomes(metav1.ConditionTrue, metav1.ConditionFalse), corev1.EventTypeWarning, "DiskPressure"},
+	{buytrackerv1alpha1.ConditionDiskPressure, leaves(metav1.ConditionTrue, metav1.ConditionFalse), corev1.EventTypeNormal, "DiskPressureRelieved"},
+	{buytrackerv1alpha1.ConditionClockSkew, becomes(metav1.ConditionTrue, metav1.ConditionFalse), corev1.EventTypeWarning, "ClockSkew"},
+	{buytrackerv1alpha1.ConditionClockSkew, leaves(metav1.ConditionTrue, metav1.ConditionFalse), corev1.EventTypeNormal, "ClockSkewResolved"},
+	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonBecomes(buytrackerv1alpha1.ReasonExpansionNotAllowed), corev1.EventTypeWarning, "VolumeExpansionNotAllowed"},
+	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonBecomes(buytrackerv1alpha1.ReasonExpansionFailed), corev1.EventTypeWarning, "VolumeExpansionFailed"},
+	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonLeaves(buytrackerv1alpha1.ReasonVolumesExpanding, buytrackerv1alpha1.ReasonVolumesAtSize), corev1.EventTypeNormal, "VolumesExpanded"},
+}
+
+// recordHealthChanges records the Event of every condition that entered a
+// state worth one, after the status saying so was written.
+func (r *BuyTrackerReconciler) recordHealthChanges(bt *buytrackerv1alpha1.BuyTracker, before, after []metav1.Condition) {
+	for _, e := range conditionEvents {
+		cur := meta.FindStatusCondition(after, e.typ)
+		if cur == nil || !e.enters(meta.FindStatusCondition(before, e.typ), *cur) {
+			continue
+		}
+		if e.eventType == corev1.EventTypeWarning {
+			r.event(bt, e.eventType, e.reason, "Observe", "%s: %s", cur.Reason, cur.Message)
+		} else {
+			r.event(bt, e.eventType, e.reason, "Observe", "%s", cur.Message)
+		}
+	}
+}
+
+// recordReplacedMembers records one Event per member whose incarnation
+// differs from the one the status recorded: it came back with an empty
+// data dir. The new incarnation is in the status just written, so the
+// Event is not repeated.
+func (r *BuyTrackerReconciler) recordReplacedMembers(bt *buytrackerv1alpha1.BuyTracker, before, after []buytrackerv1alpha1.MemberStatus) {
+	for _, m := range after {
+		if old, ok := replacedIncarnation(before, m); ok {
+			r.event(bt, corev1.EventTypeWarning, buytrackerv1alpha1.ReasonMemberReplaced, "Observe",
+				"Member %s came back with an empty data dir (incarnation %s, was %s): it rejoins as a non-voter, copies the log from the leader and is promoted once caught up; the leader demoted its old voter entry, so no quorum counts the lost copy",
+				m.Name, m.Incarnation, old)
+		}
+	}
+}
+
+// replacedIncarnation returns the incarnation before recorded for m when m
+// now reports another one.
+func replacedIncarnation(before []buytrackerv1alpha1.MemberStatus, m buytrackerv1alpha1.MemberStatus) (string, bool) {
+	for _, b := range before {
+		if b.Name == m.Name {
+			return b.Incarnation, b.Incarnation != "" && m.Incarnation != "" && b.Incarnation != m.Incarnation
+		}
+	}
+	return "", false
+}
