@@ -219,23 +219,6 @@ func (c *Cluster) readiness(n *Node) (int, string) {
 	return resp.StatusCode, body.Error.Message
 }
 
-// currentLeader returns the leader a running node names, if any.
-func (c *Cluster) currentLeader() (*Node, bool) {
-	for _, n := range c.Nodes() {
-		if !n.Running() {
-			continue
-		}
-		st, err := c.Admin(n).Status(c.t.Context())
-		if err != nil {
-			continue
-		}
-		if l := c.Node(st.Leader); l != nil && l.Running() {
-			return l, true
-		}
-	}
-	return nil, false
-}
-
 // diskWriter sends purchases with long Idempotency-Keys (so that the disks
 // fill in fewer requests) and remembers every answer.
 type diskWriter struct {

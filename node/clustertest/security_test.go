@@ -58,7 +58,9 @@ func sendRaftRPC(t *testing.T, addr string, tlsConfig *tls.Config, rpcType byte,
 	w := bufio.NewWriter(rw)
 	w.WriteByte('R') // the Raft channel of the peer endpoint
 	w.WriteByte(rpcType)
-	if err := codec.NewEncoder(w, &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}}).Encode(req); err != nil {
+	handle := &codec.MsgpackHandle{}
+	handle.TimeNotBuiltin = true // as hashicorp/raft's transport encodes
+	if err := codec.NewEncoder(w, handle).Encode(req); err != nil {
 		return false, err
 	}
 	if err := w.Flush(); err != nil {

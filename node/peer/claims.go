@@ -112,9 +112,7 @@ func (c *checkedConn) run() {
 func (c *checkedConn) copyRequests() error {
 	dec := codec.NewDecoder(c.in, &codec.MsgpackHandle{})
 	out := bufio.NewWriterSize(c.pw, 64<<10)
-	// The same handle NetworkTransport encodes with, so Raft decodes what
-	// the sender meant.
-	enc := codec.NewEncoder(out, &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}})
+	enc := codec.NewEncoder(out, raftMsgpackHandle())
 	for {
 		rpcType, err := c.in.ReadByte()
 		if err != nil {
@@ -160,4 +158,13 @@ func (c *checkedConn) copyRequests() error {
 			return err
 		}
 	}
+}
+
+// raftMsgpackHandle is the handle NetworkTransport encodes requests with, so
+// that Raft decodes what the sender meant (times as binary, not msgpack's
+// built-in extension).
+func raftMsgpackHandle() *codec.MsgpackHandle {
+	h := &codec.MsgpackHandle{}
+	h.TimeNotBuiltin = true
+	return h
 }

@@ -24,7 +24,7 @@ type raftRequest struct {
 func (r raftRequest) write(t *testing.T, conn net.Conn) {
 	t.Helper()
 	w := bufio.NewWriter(conn)
-	enc := codec.NewEncoder(w, &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}})
+	enc := codec.NewEncoder(w, raftMsgpackHandle())
 	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if err := w.WriteByte(r.rpcType); err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func sameRequest(t *testing.T, a, b any) bool {
 	t.Helper()
 	enc := func(v any) []byte {
 		var buf bytes.Buffer
-		if err := codec.NewEncoder(&buf, &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}}).Encode(v); err != nil {
+		if err := codec.NewEncoder(&buf, raftMsgpackHandle()).Encode(v); err != nil {
 			t.Fatal(err)
 		}
 		return buf.Bytes()

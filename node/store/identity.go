@@ -48,8 +48,6 @@ type dataDirState struct {
 	snapshots bool
 }
 
-func (d dataDirState) empty() bool { return d.identity == nil && !d.raftLog && !d.snapshots }
-
 // inspectDataDir reads what the data dir holds, before any store opens (and
 // so creates) a file.
 func inspectDataDir(dataDir string) (dataDirState, error) {
