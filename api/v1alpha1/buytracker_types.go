@@ -62,6 +62,13 @@ type BuyTrackerSpec struct {
 	// +optional
 	ClientAuth *ClientAuthSpec `json:"clientAuth,omitempty"`
 
+	// integrity says what the operator does with a member whose ledger
+	// halted (a corrupt log entry, or a state a majority of the voters
+	// disagree with).
+	// +kubebuilder:default={}
+	// +optional
+	Integrity IntegritySpec `json:"integrity,omitempty"`
+
 	// trustedProxies are the addresses and CIDR prefixes of proxies whose
 	// X-Forwarded-For names the client; from anyone else the header is
 	// ignored and a purchase keeps the connection's address.
@@ -171,6 +178,20 @@ type IdempotencySpec struct {
 	// +kubebuilder:validation:Maximum=100000000
 	// +optional
 	MaxKeys *int64 `json:"maxKeys,omitempty"`
+}
+
+// IntegritySpec says what happens to a member that is out of service for
+// good.
+type IntegritySpec struct {
+	// replaceHaltedMembers: a member whose ledger halted is replaced the way
+	// a lost volume is (its volume claim and pod are deleted; it rejoins
+	// empty and copies the log from the leader), one at a time and only
+	// while the others keep a quorum. False leaves the member and its volume
+	// as they are, for inspection; it is still reported (condition Degraded,
+	// reason MemberOutOfService).
+	// +kubebuilder:default=true
+	// +optional
+	ReplaceHaltedMembers *bool `json:"replaceHaltedMembers,omitempty"`
 }
 
 // ClientTLSSpec names the certificate of the client port.
@@ -304,7 +325,36 @@ type MemberStatus struct {
 	// watermark (--min-free-disk): it answers new purchases 507.
 	// +optional
 	DiskPressure bool `json:"diskPressure,omitempty"`
+	// outOfService is set while the member answers no reads and no writes
+	// because its state may be wrong: Halted is for good (the operator
+	// replaces it unless spec.integrity.replaceHaltedMembers is false),
+	// Diverged may clear by itself. Kept while the member does not answer.
+	// +optional
+	OutOfService *OutOfService `json:"outOfService,omitempty"`
 }
+
+// OutOfService says why a member answers nothing.
+type OutOfService struct {
+	// reason is Halted (its ledger stopped on a corrupt log entry, or a
+	// majority of the voters disagreed with its state digest) or Diverged
+	// (its digest differs from a member's and no majority decided yet).
+	// +kubebuilder:validation:Enum=Halted;Diverged
+	Reason OutOfServiceReason `json:"reason"`
+	// message is the node's own account (halted or diverged in its
+	// GET /status), cut to 1024 bytes.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// OutOfServiceReason says whether a member is out of service for good.
+type OutOfServiceReason string
+
+// Out-of-service reasons.
+const (
+	OutOfServiceHalted   OutOfServiceReason = "Halted"
+	OutOfServiceDiverged OutOfServiceReason = "Diverged"
+)
 
 // Suffrage says whether a member votes.
 // +kubebuilder:validation:Enum=Voter;Nonvoter

@@ -8,8 +8,8 @@ const (
 	// ConditionProgressing is True while the operator scales the cluster
 	// or rolls a change through its pods.
 	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True while a member is down or lagging, or came
-	// back with an empty data dir and is rejoining.
+	// ConditionDegraded is True while a member is out of service, down or
+	// lagging, or came back with an empty data dir and is rejoining.
 	ConditionDegraded = "Degraded"
 	// ConditionDiskPressure is True while a member's free disk space is
 	// below its watermark: that member answers new purchases 507.
@@ -41,6 +41,9 @@ const (
 	ReasonStorageChange    = "StorageChange"
 	ReasonReconciled       = "Reconciled"
 	ReasonReconcileError   = "ReconcileError"
+	// ReasonReplacingMember: a halted member is being replaced by a new,
+	// empty incarnation.
+	ReasonReplacingMember = "ReplacingMember"
 )
 
 // Reasons of the Degraded condition.
@@ -51,6 +54,9 @@ const (
 	// ReasonMemberReplaced: a member came back with an empty data dir (a
 	// new incarnation) and rejoins as a non-voter until it has caught up.
 	ReasonMemberReplaced = "MemberReplaced"
+	// ReasonMemberOutOfService: a member answers nothing because its state
+	// may be wrong (its ledger halted, or its digest diverged).
+	ReasonMemberOutOfService = "MemberOutOfService"
 )
 
 // Reasons of the DiskPressure condition.

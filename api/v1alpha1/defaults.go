@@ -17,3 +17,9 @@ func (bt *BuyTracker) DesiredReplicas() int32 {
 	}
 	return *bt.Spec.Replicas
 }
+
+// ReplacesHaltedMembers is spec.integrity.replaceHaltedMembers, true when
+// unset.
+func (bt *BuyTracker) ReplacesHaltedMembers() bool {
+	return bt.Spec.Integrity.ReplaceHaltedMembers == nil || *bt.Spec.Integrity.ReplaceHaltedMembers
+}
