@@ -75,7 +75,7 @@ type BuyTrackerReconciler struct {
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;patch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;patch;delete
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get
 
 // Reconcile brings one BuyTracker one step closer to its spec: children
@@ -143,7 +143,11 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	// Before the StatefulSet, which a size change replaces: the claims grow
 	// while it does.
-	vc, err := r.reconcileVolumes(ctx, &bt, n)
+	claims, err := r.memberClaims(ctx, &bt, n)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	vc, err := r.reconcileVolumes(ctx, &bt, claims)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -156,7 +160,7 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		next = wait(buytrackerv1alpha1.ReasonStorageChange, "waiting for the old StatefulSet to go before creating its replacement")
 		return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
 	}
-	v, err := r.observe(ctx, &bt, n, sts, admin)
+	v, err := r.observe(ctx, &bt, n, sts, claims, admin)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -216,6 +220,8 @@ func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1
 	}
 	r.recordHealthChanges(bt, previous.Conditions, status.Conditions)
 	r.recordReplacedMembers(bt, previous.Members, status.Members)
+	r.recordOutOfServiceMembers(bt, previous.Members, status.Members)
+
 	return nil
 }
 

@@ -1,6 +1,10 @@
 package controllers
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,4 +113,31 @@ func replacedIncarnation(before []buytrackerv1alpha1.MemberStatus, m buytrackerv
 		}
 	}
 	return "", false
+}
+
+// recordOutOfServiceMembers records one Warning Event per member that went
+// out of service, or went from diverged to halted, or did so again as a new
+// incarnation, after the status saying so was written: a member that stays
+// out of service is not reported again.
+func (r *BuyTrackerReconciler) recordOutOfServiceMembers(bt *buytrackerv1alpha1.BuyTracker, before, after []buytrackerv1alpha1.MemberStatus) {
+	for _, m := range after {
+		if m.OutOfService == nil {
+			continue
+		}
+		i := slices.IndexFunc(before, func(b buytrackerv1alpha1.MemberStatus) bool { return b.Name == m.Name })
+		if i >= 0 && before[i].OutOfService != nil && before[i].OutOfService.Reason == m.OutOfService.Reason && before[i].Incarnation == m.Incarnation {
+			continue
+		}
+		var next string
+		switch {
+		case m.OutOfService.Reason == buytrackerv1alpha1.OutOfServiceDiverged:
+			next = "it answers nothing until a majority of the voters agrees with its state (then it serves again) or disagrees (then it halts)"
+		case bt.ReplacesHaltedMembers():
+			next = fmt.Sprintf("it is out of service for good; the operator replaces it (deletes volume claim %s and the pod) once a second pass sees the halt, the others keep a quorum and no other member is being replaced", claimName(m.Name))
+		default:
+			next = fmt.Sprintf("it is out of service for good; spec.integrity.replaceHaltedMembers is false, so it is left as it is: inspect its volume, then delete volume claim %s and pod %s to replace it", claimName(m.Name), m.Name)
+		}
+		r.event(bt, corev1.EventTypeWarning, buytrackerv1alpha1.ReasonMemberOutOfService, "Observe",
+			"Member %s is out of service (%s: %s): %s", m.Name, strings.ToLower(string(m.OutOfService.Reason)), m.OutOfService.Message, next)
+	}
 }

@@ -18,6 +18,7 @@ import (
 func (r *BuyTrackerReconciler) execute(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, sts *appsv1.StatefulSet, v clusterView, s step, creds adminCredentials) error {
 	var (
 		reason, verb string
+		eventType    = corev1.EventTypeNormal
 		err          error
 	)
 	switch s.action {
@@ -47,6 +48,11 @@ func (r *BuyTrackerReconciler) execute(ctx context.Context, bt *buytrackerv1alph
 	case actionDeletePod:
 		reason, verb = "PodRestarted", "DeletePod"
 		err = r.deletePod(ctx, bt.Namespace, s.member, v.pods[s.member].uid)
+	case actionReplaceMember:
+		// A Warning: a volume is deleted, which whoever watches Warnings
+		// should know of.
+		reason, verb, eventType = "MemberReplacementStarted", "ReplaceMember", corev1.EventTypeWarning
+		err = r.replaceMember(ctx, bt.Namespace, s.member, v)
 	default:
 		return fmt.Errorf("unknown step %d", s.action)
 	}
@@ -54,7 +60,7 @@ func (r *BuyTrackerReconciler) execute(ctx context.Context, bt *buytrackerv1alph
 		r.event(bt, corev1.EventTypeWarning, verb+"Failed", verb, "%s: %v", s.note, err)
 		return fmt.Errorf("%s: %w", s.note, err)
 	}
-	r.event(bt, corev1.EventTypeNormal, reason, verb, "%s", s.note)
+	r.event(bt, eventType, reason, verb, "%s", s.note)
 	return nil
 }
 
@@ -77,4 +83,22 @@ func (r *BuyTrackerReconciler) deletePod(ctx context.Context, namespace, name st
 		return fmt.Errorf("delete pod %s: %w", name, err)
 	}
 	return nil
+}
+
+// replaceMember deletes the member's volume claim, then its pod, as a user
+// would for a lost volume: the claim stays (protected) until the pod is
+// gone, then the StatefulSet makes the pod again with a new, empty claim.
+// Each part is idempotent, so a pass after an operator restart that finds
+// the claim already being deleted only deletes the pod; a pod made again
+// before the old claim was gone is deleted again by a later step
+// (planPendingOnDeletedClaim).
+func (r *BuyTrackerReconciler) replaceMember(ctx context.Context, namespace, pod string, v clusterView) error {
+	if c, ok := v.claims[pod]; ok && !c.terminating {
+		claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: c.name}}
+		err := r.Delete(ctx, claim, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &c.uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete volume claim %s: %w", c.name, err)
+		}
+	}
+	return r.deletePod(ctx, namespace, pod, v.pods[pod].uid)
 }

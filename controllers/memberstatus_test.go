@@ -44,6 +44,32 @@ func TestMemberStatusesCarryWhatEachNodeSaysOfItself(t *testing.T) {
 	expect(t, "promo-2", fmt.Sprint(*got[2].DiskFreeBytes, " ", got[2].DiskPressure), fmt.Sprint(3<<20, " true"))
 }
 
+func TestMemberStatusesSayWhichMembersAreOutOfService(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	v := withNodes(viewOf(5, 5, "0L 1x 2 3x 4"), map[string]func(*adminapi.Status){
+		"promo-1": func(st *adminapi.Status) { st.Halted = "entry 812: checksum mismatch" },
+		"promo-2": func(st *adminapi.Status) { st.Diverged = "digest differs from promo-0's" },
+		"promo-4": func(st *adminapi.Status) { st.Halted = long },
+	})
+	delete(v.nodes, "promo-3") // did not answer
+	previous := []buytrackerv1alpha1.MemberStatus{
+		{Name: "promo-0", OutOfService: &buytrackerv1alpha1.OutOfService{Reason: buytrackerv1alpha1.OutOfServiceDiverged, Message: "cleared since"}},
+		{Name: "promo-3", Incarnation: "recorded-3", OutOfService: &buytrackerv1alpha1.OutOfService{Reason: buytrackerv1alpha1.OutOfServiceHalted, Message: "recorded"}},
+	}
+	got := memberStatuses(&v, previous)
+	describe := func(m buytrackerv1alpha1.MemberStatus) string {
+		if m.OutOfService == nil {
+			return "in service"
+		}
+		return fmt.Sprintf("%s: %.40s", m.OutOfService.Reason, m.OutOfService.Message)
+	}
+	expect(t, "promo-0, which answered in service", describe(got[0]), "in service")
+	expect(t, "promo-1", describe(got[1]), "Halted: entry 812: checksum mismatch")
+	expect(t, "promo-2", describe(got[2]), "Diverged: digest differs from promo-0's")
+	expect(t, "promo-3 keeps what was recorded while it does not answer", describe(got[3]), "Halted: recorded")
+	expect(t, "promo-4's message is cut", len(got[4].OutOfService.Message), maxOutOfServiceMessage)
+}
+
 func TestNodeReportedConditions(t *testing.T) {
 	type cond struct {
 		status metav1.ConditionStatus
@@ -101,6 +127,27 @@ func TestNodeReportedConditions(t *testing.T) {
 		view:     withNodes(viewOf(3, 3, "0L 1 2"), nil),
 		previous: []buytrackerv1alpha1.MemberStatus{{Name: "promo-0", Incarnation: "inc-promo-0"}, {Name: "promo-2", Incarnation: "lost"}},
 		degraded: cond{metav1.ConditionTrue, buytrackerv1alpha1.ReasonMemberReplaced}, degradedNames: "promo-2",
+		disk:  cond{metav1.ConditionFalse, buytrackerv1alpha1.ReasonDiskSpaceSufficient},
+		clock: cond{metav1.ConditionFalse, buytrackerv1alpha1.ReasonClocksAgree},
+	}, {
+		name:     "a halted member is out of service",
+		view:     withNodes(viewOf(3, 3, "0L 1x 2"), map[string]func(*adminapi.Status){"promo-1": func(st *adminapi.Status) { st.Halted = "entry 812: checksum mismatch" }}),
+		degraded: cond{metav1.ConditionTrue, buytrackerv1alpha1.ReasonMemberOutOfService}, degradedNames: "promo-1 (halted: entry 812: checksum mismatch)",
+		disk:  cond{metav1.ConditionFalse, buytrackerv1alpha1.ReasonDiskSpaceSufficient},
+		clock: cond{metav1.ConditionFalse, buytrackerv1alpha1.ReasonClocksAgree},
+	}, {
+		name:     "a diverged member whose pod is still ready is out of service",
+		view:     withNodes(viewOf(3, 3, "0L 1 2"), map[string]func(*adminapi.Status){"promo-2": func(st *adminapi.Status) { st.Diverged = "digest differs" }}),
+		degraded: cond{metav1.ConditionTrue, buytrackerv1alpha1.ReasonMemberOutOfService}, degradedNames: "promo-2 (diverged: digest differs)",
+		disk:  cond{metav1.ConditionFalse, buytrackerv1alpha1.ReasonDiskSpaceSufficient},
+		clock: cond{metav1.ConditionFalse, buytrackerv1alpha1.ReasonClocksAgree},
+	}, {
+		name: "a member out of service is reported before one down",
+		view: withNodes(viewOf(5, 5, "0L 1x 2 3x 4"), map[string]func(*adminapi.Status){
+			"promo-3": func(st *adminapi.Status) { st.Halted = "digest disagrees with a majority" },
+			"promo-4": func(st *adminapi.Status) { st.Joining = true },
+		}),
+		degraded: cond{metav1.ConditionTrue, buytrackerv1alpha1.ReasonMemberOutOfService}, degradedNames: "promo-3 (halted: digest disagrees with a majority)",
 		disk:  cond{metav1.ConditionFalse, buytrackerv1alpha1.ReasonDiskSpaceSufficient},
 		clock: cond{metav1.ConditionFalse, buytrackerv1alpha1.ReasonClocksAgree},
 	}, {

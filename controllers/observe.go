@@ -25,13 +25,24 @@ const maxClusterQueries = 3
 const nodeStateLeader = "Leader"
 
 // observe reads the StatefulSet's pods and asks the nodes for the Raft
-// configuration.
-func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, sts *appsv1.StatefulSet, admin adminCredentials) (clusterView, error) {
+// configuration; claims are the members' volume claims of this pass.
+func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, sts *appsv1.StatefulSet, claims []memberClaim, admin adminCredentials) (clusterView, error) {
 	v := clusterView{
-		names:       n,
-		desired:     bt.DesiredReplicas(),
-		stsReplicas: ptr.Deref(sts.Spec.Replicas, 0),
-		pods:        map[string]podView{},
+		names:         n,
+		desired:       bt.DesiredReplicas(),
+		stsReplicas:   ptr.Deref(sts.Spec.Replicas, 0),
+		pods:          map[string]podView{},
+		claims:        map[string]claimView{},
+		haltRecorded:  map[string]string{},
+		replaceHalted: bt.ReplacesHaltedMembers(),
+	}
+	for _, c := range claims {
+		v.claims[c.pod] = claimView{name: c.name, terminating: c.terminating, uid: c.uid}
+	}
+	for _, m := range bt.Status.Members {
+		if m.OutOfService != nil && m.OutOfService.Reason == buytrackerv1alpha1.OutOfServiceHalted {
+			v.haltRecorded[m.Name] = m.Incarnation
+		}
 	}
 	if sts.Status.ObservedGeneration == sts.Generation {
 		v.updateRevision = sts.Status.UpdateRevision
@@ -49,6 +60,7 @@ func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alph
 		}
 		v.pods[p.Name] = podView{
 			running:     p.Status.Phase == corev1.PodRunning,
+			pending:     p.Status.Phase == corev1.PodPending,
 			ready:       podReady(p),
 			terminating: p.DeletionTimestamp != nil,
 			revision:    p.Labels[revisionLabel],

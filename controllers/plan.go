@@ -37,13 +37,29 @@ type clusterView struct {
 	// nodes are the answers of GET /status by pod, read once per pass
 	// before raft; a pod that did not answer is absent.
 	nodes map[string]*adminapi.Status
+	// claims are the members' volume claims (data-<pod>) by pod name.
+	claims map[string]claimView
+	// haltRecorded holds the members the status before this pass recorded
+	// as halted, with the incarnation recorded for them: a halt seen by
+	// two passes, not a blip of one answer.
+	haltRecorded map[string]string
+	// replaceHalted is spec.integrity.replaceHaltedMembers.
+	replaceHalted bool
 }
 
 type podView struct {
 	running, ready, terminating bool
-	revision                    string
+	// pending: the pod waits to be scheduled or for its volume.
+	pending  bool
+	revision string
 	// uid lets a deletion name the very pod that was observed.
 	uid types.UID
+}
+
+type claimView struct {
+	name        string
+	terminating bool
+	uid         types.UID
 }
 
 // action is the one mutating thing a step does.
@@ -56,6 +72,9 @@ const (
 	actionRemoveMember
 	actionTransferLeadership
 	actionDeletePod
+	// actionReplaceMember deletes a member's volume claim, then its pod:
+	// the StatefulSet makes both again and the node rejoins empty.
+	actionReplaceMember
 )
 
 // step is the planner's answer: at most one change, and why.
@@ -84,6 +103,9 @@ func quorum(voters int) int { return voters/2 + 1 }
 // a cluster that is whole. No step leaves fewer healthy voters than a
 // quorum, except restarting the only member of a one-member cluster.
 func planNext(v clusterView) step {
+	if s, ok := v.planPendingOnDeletedClaim(); ok {
+		return s
+	}
 	if v.raft == nil {
 		return wait(buytrackerv1alpha1.ReasonWaitingForLeader, "no node answered the admin API")
 	}
@@ -91,6 +113,9 @@ func planNext(v clusterView) step {
 		return wait(buytrackerv1alpha1.ReasonWaitingForLeader, "the nodes know no leader")
 	}
 	if s, ok := v.planMembershipShrink(); ok {
+		return s
+	}
+	if s, ok := v.planReplacement(); ok {
 		return s
 	}
 	if v.stsReplicas > v.desired {
@@ -260,11 +285,13 @@ func (v clusterView) successor(excluded func(id string) bool) string {
 	return best
 }
 
-// healthy: the member's pod is ready and the member has applied the log to
-// within caughtUpLag of the leader's commit index.
+// healthy: the member's pod is ready, the member is not out of service and
+// has applied the log to within caughtUpLag of the leader's commit index.
+// (A node that halts or diverges is not ready, but its pod's readiness
+// lags behind by a probe period.)
 func (v clusterView) healthy(m adminapi.Member) bool {
 	p, ok := v.pods[m.ID]
-	if !ok || !p.ready || p.terminating || m.LastIndex == nil {
+	if !ok || !p.ready || p.terminating || m.LastIndex == nil || v.isOutOfService(m.ID) {
 		return false
 	}
 	return *m.LastIndex+caughtUpLag >= v.raft.CommitIndex

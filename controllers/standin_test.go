@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +29,12 @@ import (
 type statefulSetStandIn struct {
 	c  client.Client
 	ns string
+	// withClaims: a pod it creates gets its claim data-<pod> when there is
+	// none (protected by kubernetes.io/pvc-protection, which nothing in
+	// envtest removes: the test does, as the kube-controller-manager does
+	// once no pod uses the claim), and a pod whose claim is being deleted
+	// stays Pending, as the kubelet keeps it.
+	withClaims bool
 
 	mu sync.Mutex
 	// created lists the pods it created, in order.
@@ -139,6 +146,13 @@ func (s *statefulSetStandIn) createPod(ctx context.Context, sts *appsv1.Stateful
 			Containers:                   []corev1.Container{{Name: nodeContainer, Image: sts.Spec.Template.Spec.Containers[0].Image}},
 		},
 	}
+	pending := false
+	if s.withClaims {
+		var err error
+		if pending, err = s.claimFor(ctx, sts, name); err != nil {
+			return err
+		}
+	}
 	if err := s.c.Create(ctx, pod); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil
@@ -149,6 +163,9 @@ func (s *statefulSetStandIn) createPod(ctx context.Context, sts *appsv1.Stateful
 		Phase:      corev1.PodRunning,
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}},
 	}
+	if pending {
+		pod.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	}
 	if err := s.c.Status().Update(ctx, pod); err != nil {
 		return fmt.Errorf("make pod %s ready: %w", name, err)
 	}
@@ -156,4 +173,29 @@ func (s *statefulSetStandIn) createPod(ctx context.Context, sts *appsv1.Stateful
 	s.created = append(s.created, name)
 	s.mu.Unlock()
 	return nil
+}
+
+// claimFor makes the pod's claim when it has none, and says whether the
+// claim there is being deleted (the pod then cannot start).
+func (s *statefulSetStandIn) claimFor(ctx context.Context, sts *appsv1.StatefulSet, pod string) (terminating bool, err error) {
+	pvc := &corev1.PersistentVolumeClaim{}
+	err = s.c.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: claimName(pod)}, pvc)
+	if err == nil {
+		return pvc.DeletionTimestamp != nil, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return false, err
+	}
+	pvc = &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: claimName(pod), Labels: sts.Spec.Selector.MatchLabels,
+			Finalizers: []string{"kubernetes.io/pvc-protection"}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	if err := s.c.Create(ctx, pvc); err != nil {
+		return false, fmt.Errorf("create claim %s: %w", pvc.Name, err)
+	}
+	return false, nil
 }

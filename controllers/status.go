@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,7 +56,8 @@ func nextStatus(bt *buytrackerv1alpha1.BuyTracker, v *clusterView, s step, loopE
 // memberStatuses lists the configuration, with what each member said of
 // itself in GET /status; when no node answered, the last known members are
 // kept and shown as not ready. A member that did not answer keeps its
-// recorded incarnation (to tell a later change) and loses its disk figures.
+// recorded incarnation (to tell a later change) and out-of-service state,
+// and loses its disk figures.
 func memberStatuses(v *clusterView, previous []buytrackerv1alpha1.MemberStatus) []buytrackerv1alpha1.MemberStatus {
 	if v.raft == nil {
 		out := make([]buytrackerv1alpha1.MemberStatus, len(previous))
@@ -73,7 +75,7 @@ func memberStatuses(v *clusterView, previous []buytrackerv1alpha1.MemberStatus) 
 		}
 		ms := buytrackerv1alpha1.MemberStatus{Name: m.ID, Address: m.Address, Suffrage: suffrage, Ready: v.healthy(m)}
 		if i := slices.IndexFunc(previous, func(p buytrackerv1alpha1.MemberStatus) bool { return p.Name == m.ID }); i >= 0 {
-			ms.Incarnation = previous[i].Incarnation
+			ms.Incarnation, ms.OutOfService = previous[i].Incarnation, previous[i].OutOfService
 		}
 		out = append(out, withNodeStatus(ms, v.nodes[m.ID]))
 	}
@@ -81,11 +83,10 @@ func memberStatuses(v *clusterView, previous []buytrackerv1alpha1.MemberStatus) 
 }
 
 // withNodeStatus copies what a member reported of itself into its status;
-// st is nil when it did not answer.
-//
-// HOOK(integrity): when adminapi.Status carries digest, digest_index and
-// halted, copy them here (a halted member is out of service) and report a
-// halted member in degradedCondition, next to the members that are down.
+// st is nil when it did not answer, and then the member keeps its recorded
+// incarnation and out-of-service state (a halt is for good: the pass that
+// sees it again must know it was seen before, and its Event is not
+// repeated).
 func withNodeStatus(m buytrackerv1alpha1.MemberStatus, st *adminapi.Status) buytrackerv1alpha1.MemberStatus {
 	m.Joining, m.DiskPressure, m.DiskFreeBytes, m.DiskTotalBytes = false, false, nil, nil
 	if st == nil {
@@ -96,7 +97,36 @@ func withNodeStatus(m buytrackerv1alpha1.MemberStatus, st *adminapi.Status) buyt
 	}
 	m.Joining, m.DiskPressure = st.Joining, st.DiskPressure
 	m.DiskFreeBytes, m.DiskTotalBytes = ptr.To(wholeMiB(st.DiskFreeBytes)), ptr.To(wholeMiB(st.DiskTotalBytes))
+	m.OutOfService = outOfService(st)
 	return m
+}
+
+// maxOutOfServiceMessage bounds the node's account kept in the status (the
+// CRD's limit).
+const maxOutOfServiceMessage = 1024
+
+// outOfService is what a member's GET /status says of its service: nil
+// while it serves. The digest itself is not kept: it changes with every
+// purchase, and the status would be rewritten every pass.
+func outOfService(st *adminapi.Status) *buytrackerv1alpha1.OutOfService {
+	switch {
+	case st.Halted != "":
+		return &buytrackerv1alpha1.OutOfService{Reason: buytrackerv1alpha1.OutOfServiceHalted, Message: cut(st.Halted, maxOutOfServiceMessage)}
+	case st.Diverged != "":
+		return &buytrackerv1alpha1.OutOfService{Reason: buytrackerv1alpha1.OutOfServiceDiverged, Message: cut(st.Diverged, maxOutOfServiceMessage)}
+	}
+	return nil
+}
+
+// cut shortens s to at most n bytes, on a UTF-8 boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // wholeMiB rounds a byte count down to a whole MiB, so that a few
@@ -125,7 +155,9 @@ func availableCondition(v *clusterView, gen int64) metav1.Condition {
 	return c
 }
 
-// degradedCondition: a member is down when its pod is gone or not ready
+// degradedCondition: a member is out of service when it says so (its
+// ledger halted, or its digest diverged; it answers nothing); a member is
+// down when its pod is gone or not ready
 // (for a non-voter still catching up: not running) or it did not report its
 // index; a member is replaced while it reports that it is a new incarnation
 // still joining, or when its incarnation differs from the one recorded in
@@ -136,12 +168,15 @@ func degradedCondition(v *clusterView, previous []buytrackerv1alpha1.MemberStatu
 		c.Reason, c.Message = buytrackerv1alpha1.ReasonMemberUnavailable, "no node answered the admin API"
 		return c
 	}
-	var down, replaced, lagging []string
+	var outOfOrder, down, replaced, lagging []string
 	for _, m := range v.raft.Members {
 		p, ok := v.pods[m.ID]
 		up := ok && !p.terminating && (p.ready || (m.Suffrage != adminapi.Voter && p.running))
 		st := v.nodes[m.ID]
 		switch {
+		case st != nil && outOfService(st) != nil:
+			o := outOfService(st)
+			outOfOrder = append(outOfOrder, fmt.Sprintf("%s (%s: %s)", m.ID, strings.ToLower(string(o.Reason)), o.Message))
 		case !up || m.LastIndex == nil:
 			down = append(down, m.ID)
 		case st != nil && st.Joining:
@@ -153,6 +188,9 @@ func degradedCondition(v *clusterView, previous []buytrackerv1alpha1.MemberStatu
 		}
 	}
 	switch {
+	case len(outOfOrder) > 0:
+		c.Reason = buytrackerv1alpha1.ReasonMemberOutOfService
+		c.Message = "members that answer no reads and no writes, their state may be wrong: " + strings.Join(outOfOrder, ", ")
 	case len(down) > 0:
 		c.Reason, c.Message = buytrackerv1alpha1.ReasonMemberUnavailable, "members down: "+strings.Join(down, ", ")
 	case len(replaced) > 0:

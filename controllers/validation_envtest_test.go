@@ -52,6 +52,7 @@ func TestAPIServerRejectsInvalidSpecs(t *testing.T) {
 		{"tls without a secret", map[string]any{"tls": map[string]any{}}, "spec.tls.secretName"},
 		{"client auth with an empty secret name", map[string]any{"clientAuth": map[string]any{"secretName": ""}}, "spec.clientAuth.secretName"},
 		{"a proxy that is a host name", map[string]any{"trustedProxies": []any{"10.0.0.0/8", "lb.example"}}, "a trusted proxy must be an IP address or a CIDR prefix"},
+		{"replacement switch not a boolean", map[string]any{"integrity": map[string]any{"replaceHaltedMembers": "sometimes"}}, "spec.integrity.replaceHaltedMembers"},
 		{"a proxy listed twice", map[string]any{"trustedProxies": []any{"10.0.0.1", "10.0.0.1"}}, "spec.trustedProxies[1]: Duplicate value"},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,8 +20,10 @@ import (
 
 // memberClaim is what the operator reads of one member's volume claim.
 type memberClaim struct {
-	name, class       string
+	name, pod, class  string
 	request, capacity resource.Quantity
+	terminating       bool
+	uid               types.UID
 }
 
 // volumeOutcome is what the expansion step did and saw, per claim.
@@ -42,15 +45,15 @@ type volumeOutcome struct {
 // refuses it). It returns the VolumeExpansion condition; an expansion that
 // is not allowed or refused is reported there and in an Event, and does
 // not stop the pass.
-func (r *BuyTrackerReconciler) reconcileVolumes(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames) (metav1.Condition, error) {
+// Claims being deleted are left alone.
+func (r *BuyTrackerReconciler) reconcileVolumes(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, claims []memberClaim) (metav1.Condition, error) {
 	out := volumeOutcome{want: storageSize(bt)}
-	claims, err := r.memberClaims(ctx, bt, n)
-	if err != nil {
-		return metav1.Condition{}, err
-	}
 	allows := map[string]*bool{} // class -> allowVolumeExpansion; nil: could not read it
 	for _, c := range claims {
+		var err error
 		switch {
+		case c.terminating:
+			continue
 		case c.request.Cmp(out.want) >= 0:
 			if c.capacity.Cmp(out.want) < 0 {
 				out.expanding = append(out.expanding, c.name)
@@ -92,8 +95,8 @@ func (r *BuyTrackerReconciler) reconcileVolumes(ctx context.Context, bt *buytrac
 }
 
 // memberClaims lists the claims the StatefulSet made for its pods
-// (data-<pod>, labelled with the pods' selector), read from the API server:
-// the operator does not cache claims.
+// (data-<pod>, labelled with the pods' selector), read from the API server
+// once per pass: the operator does not cache claims.
 func (r *BuyTrackerReconciler) memberClaims(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames) ([]memberClaim, error) {
 	var list corev1.PersistentVolumeClaimList
 	if err := r.APIReader.List(ctx, &list, client.InNamespace(bt.Namespace), client.MatchingLabels(n.selectorLabels())); err != nil {
@@ -102,12 +105,13 @@ func (r *BuyTrackerReconciler) memberClaims(ctx context.Context, bt *buytrackerv
 	var out []memberClaim
 	for _, p := range list.Items {
 		pod, ok := strings.CutPrefix(p.Name, dataVolume+"-")
-		if _, member := n.ordinal(pod); !ok || !member || p.DeletionTimestamp != nil {
+		if _, member := n.ordinal(pod); !ok || !member {
 			continue
 		}
 		out = append(out, memberClaim{
-			name: p.Name, class: ptr.Deref(p.Spec.StorageClassName, ""),
+			name: p.Name, pod: pod, class: ptr.Deref(p.Spec.StorageClassName, ""),
 			request: p.Spec.Resources.Requests[corev1.ResourceStorage], capacity: p.Status.Capacity[corev1.ResourceStorage],
+			terminating: p.DeletionTimestamp != nil, uid: p.UID,
 		})
 	}
 	slices.SortFunc(out, func(a, b memberClaim) int { return strings.Compare(a.name, b.name) })

@@ -112,6 +112,10 @@ func TestInstallModesGrantWhatTheySay(t *testing.T) {
 		{wide, "update", "", "secrets", "tills", false},
 		{wide, "delete", "", "secrets", "tills", false},
 		{wide, "delete", "", "pods", "tills", true},
+		// A halted member's volume claim is deleted to replace it; claims
+		// are never created (the StatefulSet does).
+		{wide, "delete", "", "persistentvolumeclaims", "tills", true},
+		{wide, "create", "", "persistentvolumeclaims", "tills", false},
 		{wide, "create", "networking.k8s.io", "networkpolicies", "tills", true},
 		{wide, "delete", "networking.k8s.io", "networkpolicies", "tills", false},
 		{wide, "create", "", "configmaps", "tills", false},
@@ -123,6 +127,8 @@ func TestInstallModesGrantWhatTheySay(t *testing.T) {
 		{narrow, "list", "", "secrets", "tills", false},
 		{narrow, "list", "", "secrets", "", false},
 		{narrow, "delete", "", "pods", "tills", false},
+		{narrow, "delete", "", "persistentvolumeclaims", "shop", true},
+		{narrow, "delete", "", "persistentvolumeclaims", "tills", false},
 		{narrow, "list", "buytracker.dev", "buytrackers", "", false},
 		// Leader election stays in the operator's own namespace.
 		{narrow, "create", "coordination.k8s.io", "leases", "narrow", true},
