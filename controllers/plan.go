@@ -98,7 +98,8 @@ func wait(phase, format string, args ...any) step {
 func quorum(voters int) int { return voters/2 + 1 }
 
 // planNext returns the next single step towards the desired cluster. The
-// order matters: shrink the Raft configuration before the StatefulSet, grow
+// order matters: shrink the Raft configuration before the StatefulSet (and
+// before replacing a halted member, which a leaving one need not be), grow
 // the StatefulSet before the configuration, and roll a change only through
 // a cluster that is whole. No step leaves fewer healthy voters than a
 // quorum, except restarting the only member of a one-member cluster.
