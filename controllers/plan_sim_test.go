@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -23,16 +24,26 @@ type simCluster struct {
 	commit         uint64
 	// restarts lists the pods deleted by the planner, in order.
 	restarts []string
+	// halted members report a halted ledger; haltSeen are those the last
+	// pass recorded as halted (the status); joining members are new
+	// incarnations not yet allowed to vote; replaced lists the members
+	// replaced, in order.
+	halted, haltSeen, joining map[string]bool
+	replaced                  []string
 }
 
 type simPod struct {
 	restarting bool
 	revision   string
+	// replacing: deleted with its claim; not running until a tick makes it
+	// again on a new volume.
+	replacing bool
 }
 
 func newSim(size int32, leader int32, failed ...int32) *simCluster {
 	s := &simCluster{sts: size, desired: size, leader: testNames.pod(leader), voter: map[string]bool{},
-		pods: map[string]*simPod{}, failed: map[string]bool{}, updateRevision: "r1", commit: 100}
+		pods: map[string]*simPod{}, failed: map[string]bool{}, updateRevision: "r1", commit: 100,
+		halted: map[string]bool{}, haltSeen: map[string]bool{}, joining: map[string]bool{}}
 	for i := range size {
 		s.voter[testNames.pod(i)] = true
 		s.pods[testNames.pod(i)] = &simPod{revision: "r1"}
@@ -46,14 +57,25 @@ func newSim(size int32, leader int32, failed ...int32) *simCluster {
 func (s *simCluster) ready(id string) bool {
 	p, ok := s.pods[id]
 	_, member := s.voter[id]
-	return ok && member && !p.restarting && !s.failed[id]
+	return ok && member && !p.restarting && !p.replacing && !s.failed[id] && !s.halted[id]
 }
 
 func (s *simCluster) view() clusterView {
 	v := clusterView{names: testNames, desired: s.desired, stsReplicas: s.sts, updateRevision: s.updateRevision,
-		pods: map[string]podView{}, raft: &adminapi.Cluster{Leader: s.leader, CommitIndex: s.commit}, leaderLastIndex: s.commit}
+		pods: map[string]podView{}, raft: &adminapi.Cluster{Leader: s.leader, CommitIndex: s.commit}, leaderLastIndex: s.commit,
+		nodes: map[string]*adminapi.Status{}, haltRecorded: map[string]string{}, replaceHalted: true}
 	for id, p := range s.pods {
-		v.pods[id] = podView{running: true, ready: s.ready(id), revision: p.revision}
+		v.pods[id] = podView{running: !p.replacing, pending: p.replacing, ready: s.ready(id), revision: p.revision}
+		if !p.replacing && (s.halted[id] || s.joining[id]) {
+			st := &adminapi.Status{ID: id, Joining: s.joining[id]}
+			if s.halted[id] {
+				st.Halted = "checksum mismatch"
+			}
+			v.nodes[id] = st
+		}
+	}
+	for id := range s.haltSeen {
+		v.haltRecorded[id] = ""
 	}
 	for id, voter := range s.voter {
 		m := adminapi.Member{ID: id, Address: testNames.raftAddress(id), Suffrage: adminapi.Nonvoter, Leader: id == s.leader}
@@ -131,6 +153,20 @@ func (s *simCluster) apply(t *testing.T, st step) {
 		}
 		s.pods[st.member] = &simPod{restarting: true, revision: s.updateRevision}
 		s.restarts = append(s.restarts, st.member)
+	case actionReplaceMember:
+		switch {
+		case st.member == s.leader:
+			t.Fatalf("replaces the leader %s", st.member)
+		case !s.halted[st.member] || !s.haltSeen[st.member]:
+			t.Fatalf("replaces %s, not seen halted by two passes", st.member)
+		}
+		for id, p := range s.pods {
+			if p.replacing || s.joining[id] {
+				t.Fatalf("replaces %s while %s is being replaced", st.member, id)
+			}
+		}
+		s.pods[st.member] = &simPod{replacing: true, revision: s.updateRevision}
+		s.replaced = append(s.replaced, st.member)
 	}
 	voters, healthy := s.healthyVoters()
 	if healthy < quorum(voters) && !(voters == 1 && st.action == actionDeletePod) {
@@ -141,15 +177,35 @@ func (s *simCluster) apply(t *testing.T, st step) {
 	}
 }
 
-// tick reports whether anything changed.
+// tick reports whether anything changed. A replaced member comes back
+// empty: a non-voter that joins, then may vote, then is promoted; a halted
+// leader's Raft is shut down, so another voter leads.
 func (s *simCluster) tick() bool {
 	changed := false
+	if s.halted[s.leader] {
+		for i := range s.desired {
+			if id := testNames.pod(i); s.voter[id] && s.ready(id) {
+				s.leader, changed = id, true
+				break
+			}
+		}
+	}
+	for id, p := range s.pods {
+		switch {
+		case p.replacing:
+			p.replacing, s.halted[id], s.joining[id], s.voter[id] = false, false, true, false
+			return true
+		case s.joining[id]:
+			delete(s.joining, id)
+			return true
+		}
+	}
 	for _, p := range s.pods {
 		changed = changed || p.restarting
 		p.restarting = false
 	}
 	for id, voter := range s.voter {
-		if !voter && s.ready(id) {
+		if !voter && s.ready(id) && !s.joining[id] {
 			s.voter[id] = true
 			return true // the node promotes one per pass
 		}
@@ -162,6 +218,7 @@ func (s *simCluster) run(t *testing.T) {
 	t.Helper()
 	for range 500 {
 		st := planNext(s.view())
+		s.haltSeen = maps.Clone(s.halted)
 		if st.action == actionWait {
 			if st.phase == buytrackerv1alpha1.ReasonReconciled {
 				return
@@ -235,6 +292,44 @@ func TestPlanRollsFollowersFirstAndTheLeaderLast(t *testing.T) {
 			st := planNext(s.view())
 			expect(t, "action", st.action, actionWait)
 			expect(t, "phase", st.phase, buytrackerv1alpha1.ReasonRollingUpdate)
+		})
+	}
+}
+
+func TestPlanReplacesHaltedMembersOneAtATimeWhileTheOthersKeepAQuorum(t *testing.T) {
+	for _, size := range []int32{3, 5, 7, 9} {
+		for halted := int32(1); halted <= (size-1)/2; halted++ {
+			// The leader is among the halted: it hands over first.
+			t.Run(fmt.Sprintf("%d members, %d halted", size, halted), func(t *testing.T) {
+				s := newSim(size, 0)
+				for i := range halted {
+					s.halted[testNames.pod(i)] = true
+				}
+				s.run(t)
+				s.checkConverged(t)
+				want := []string{}
+				for i := range halted {
+					want = append(want, testNames.pod(i))
+				}
+				expect(t, "replaced, lowest first, each once", s.replaced, want)
+				if s.halted[s.leader] {
+					t.Errorf("the leader %s is halted", s.leader)
+				}
+			})
+		}
+		// One more halted member than the cluster can lose: nothing is
+		// replaced, the planner waits.
+		t.Run(fmt.Sprintf("%d members, a majority halted", size), func(t *testing.T) {
+			s := newSim(size, size-1)
+			for i := range size/2 + 1 {
+				s.halted[testNames.pod(i)] = true
+			}
+			for range 3 {
+				st := planNext(s.view())
+				s.haltSeen = maps.Clone(s.halted)
+				expect(t, "action", st.action, actionWait)
+				expect(t, "phase", st.phase, buytrackerv1alpha1.ReasonReplacingMember)
+			}
 		})
 	}
 }
