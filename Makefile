@@ -60,7 +60,7 @@ run: build ## Run a local cluster of three nodes on 127.0.0.1 (data in .run/, Ct
 
 .PHONY: bench
 bench: build ## Go benchmarks of the state machine, then the cluster load benchmark (docs/benchmarks.md).
-	$(GO) test -run '^$$' -bench Million -benchtime 1x -benchmem ./node/ledger/
+	$(GO) test -run '^$$' -bench 'Million|MemoryPerPurchase' -benchtime 1x -benchmem ./node/ledger/
 	$(GO) test -run '^$$' -bench 'ApplyBatch|Stats|DecodeBuy' -benchmem ./node/...
 	SKIP_BUILD=1 hack/bench/run.sh
 
