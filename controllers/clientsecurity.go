@@ -56,6 +56,9 @@ func clientSecurityArgs(bt *buytrackerv1alpha1.BuyTracker) []string {
 	}
 	if bt.Spec.ClientAuth != nil {
 		args = append(args, "--client-auth-file="+clientAuthPath)
+		if bt.Spec.ClientAuth.RequireEverywhere {
+			args = append(args, "--client-auth-required")
+		}
 	}
 	if len(bt.Spec.TrustedProxies) > 0 {
 		proxies := make([]string, len(bt.Spec.TrustedProxies))

@@ -202,7 +202,7 @@ func TestNodeArgs(t *testing.T) {
 			"--min-free-disk=64Mi", "--idempotency-max-keys=1000000", "--max-clock-skew=1s",
 		},
 		absent: []string{"--heartbeat-timeout", "--election-timeout", "--snapshot-threshold",
-			"--client-tls-dir", "--client-auth-file", "--trusted-proxies"},
+			"--client-tls-dir", "--client-auth-file", "--client-auth-required", "--trusted-proxies"},
 	}, {
 		name: "clock bound, idempotency bound and the watermark of a 100Gi volume",
 		bt: testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) {
@@ -226,6 +226,14 @@ func TestNodeArgs(t *testing.T) {
 			"--trusted-proxies=10.0.0.0/8,192.168.1.7",
 			"--advertise-http=https://$(POD_NAME)" + peer + ":8080",
 		},
+		absent: []string{"--client-auth-required"},
+	}, {
+		name: "client tokens required everywhere",
+		bt: testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) {
+			bt.Spec.ClientAuth = &buytrackerv1alpha1.ClientAuthSpec{SecretName: "promo-tokens", RequireEverywhere: true}
+		}),
+		initial: 3,
+		want:    []string{"--client-auth-file=/etc/buytracker/client-auth.json", "--client-auth-required"},
 	}, {
 		name: "the initial cluster is the initial size, not spec.replicas",
 		bt: testBuyTracker(func(bt *buytrackerv1alpha1.BuyTracker) {

@@ -51,6 +51,8 @@ func TestAPIServerRejectsInvalidSpecs(t *testing.T) {
 		{"too many idempotency keys", map[string]any{"idempotency": map[string]any{"maxKeys": 200_000_000}}, "spec.idempotency.maxKeys"},
 		{"tls without a secret", map[string]any{"tls": map[string]any{}}, "spec.tls.secretName"},
 		{"client auth with an empty secret name", map[string]any{"clientAuth": map[string]any{"secretName": ""}}, "spec.clientAuth.secretName"},
+		{"tokens required everywhere without a secret", map[string]any{"clientAuth": map[string]any{"requireEverywhere": true}}, "spec.clientAuth.secretName: Required value"},
+		{"tokens required everywhere not a boolean", map[string]any{"clientAuth": map[string]any{"secretName": "t", "requireEverywhere": "yes"}}, "spec.clientAuth.requireEverywhere"},
 		{"a proxy that is a host name", map[string]any{"trustedProxies": []any{"10.0.0.0/8", "lb.example"}}, "a trusted proxy must be an IP address or a CIDR prefix"},
 		{"replacement switch not a boolean", map[string]any{"integrity": map[string]any{"replaceHaltedMembers": "sometimes"}}, "spec.integrity.replaceHaltedMembers"},
 		{"a proxy listed twice", map[string]any{"trustedProxies": []any{"10.0.0.1", "10.0.0.1"}}, "spec.trustedProxies[1]: Duplicate value"},
@@ -78,12 +80,17 @@ func TestAPIServerAcceptsEveryOddSize(t *testing.T) {
 			"raft":           map[string]any{"heartbeatTimeout": "500ms", "electionTimeout": "1s", "snapshotThreshold": 1000, "maxClockSkew": "250ms"},
 			"idempotency":    map[string]any{"maxKeys": 5000},
 			"tls":            map[string]any{"secretName": "promo-client-tls"},
-			"clientAuth":     map[string]any{"secretName": "promo-client-auth"},
+			"clientAuth":     map[string]any{"secretName": "promo-client-auth", "requireEverywhere": true},
 			"trustedProxies": []any{"10.0.0.0/8", "192.168.1.7", "fd00::/8"},
 		})
 		u.SetGenerateName("ok-")
 		if err := s.client.Create(context.Background(), u); err != nil {
 			t.Errorf("replicas %d: %v", size, err)
+			continue
+		}
+		// A field the schema lacks would be pruned without an error.
+		if kept, _, _ := unstructured.NestedBool(u.Object, "spec", "clientAuth", "requireEverywhere"); !kept {
+			t.Errorf("replicas %d: spec.clientAuth.requireEverywhere was not kept: %v", size, u.Object["spec"])
 		}
 	}
 }

@@ -216,6 +216,14 @@ type ClientAuthSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +required
 	SecretName string `json:"secretName"`
+
+	// requireEverywhere asks for a token with the route's role on POST /buy
+	// (write) and GET /stats (read) too, whatever client-auth.json's
+	// require_auth_everywhere says: either one turns it on (the node's
+	// --client-auth-required). Default false, so that the prototype's
+	// clients keep working. Changing it rolls the pods one at a time.
+	// +optional
+	RequireEverywhere bool `json:"requireEverywhere,omitempty"`
 }
 
 // ProxyAddress is an IP address (10.0.0.7) or a CIDR prefix (10.0.0.0/8).

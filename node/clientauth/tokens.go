@@ -1,7 +1,8 @@
 // Package clientauth decides whether a client API request may use a route:
 // which routes need a bearer token, and whether a token has the role a route
 // needs. Tokens and their roles come from the file named by
-// --client-auth-file, which is re-read while the node runs.
+// --client-auth-file, which is re-read while the node runs; the file or
+// --client-auth-required asks for tokens on every route.
 package clientauth
 
 import (
@@ -40,8 +41,8 @@ var (
 	ErrBadCredentials = errors.New("the bearer token is not valid")
 	// ErrMissingRole means the token is valid but lacks the route's role.
 	ErrMissingRole = errors.New("the bearer token lacks the role this route needs")
-	// ErrNoTokens means a route needs a token and the node has no auth file,
-	// so no token can be valid.
+	// ErrNoTokens means GET /buys needs a token and the node has no auth
+	// file, so the route is closed whatever the client sends.
 	ErrNoTokens = errors.New("no client tokens are configured")
 )
 
@@ -79,16 +80,22 @@ type token struct {
 // Tokens checks requests against the current auth file. A nil *Tokens, or
 // one opened without a file, holds no tokens: routes that need one refuse.
 type Tokens struct {
-	path    string
-	logger  *slog.Logger
-	current atomic.Pointer[policy]
+	path   string
+	logger *slog.Logger
+	// required is --client-auth-required: tokens everywhere whatever the
+	// file says. It lives here, not in a policy, so a reload keeps it.
+	required bool
+	current  atomic.Pointer[policy]
 	// opened is the file as Open read it, for Watch to compare against.
 	opened []byte
 }
 
-// Open reads the auth file at path; an empty path means no file.
-func Open(path string, logger *slog.Logger) (*Tokens, error) {
-	t := &Tokens{path: path, logger: logger}
+// Open reads the auth file at path; an empty path means no file. With
+// required, POST /buy and GET /stats need a token whatever the file says;
+// without a file no token is valid, so they answer 401 (the binary refuses
+// to start that way).
+func Open(path string, required bool, logger *slog.Logger) (*Tokens, error) {
+	t := &Tokens{path: path, logger: logger, required: required}
 	p := &policy{}
 	if path != "" {
 		raw, err := os.ReadFile(path)
@@ -147,9 +154,14 @@ func parse(raw []byte) (*policy, error) {
 }
 
 // Needed reports whether a route with this role needs a token: export
-// always, write and read only when the file requires tokens everywhere.
+// always, write and read only when the file or the flag requires tokens
+// everywhere.
 func (t *Tokens) Needed(role Role) bool {
-	return role == Export || t.policy().everywhere
+	return t.needed(t.policy(), role)
+}
+
+func (t *Tokens) needed(p *policy, role Role) bool {
+	return role == Export || p.everywhere || (t != nil && t.required)
 }
 
 // Authorize checks the Authorization header of a request for a route with
@@ -158,10 +170,10 @@ func (t *Tokens) Needed(role Role) bool {
 // Routes that need no token pass without looking at the header.
 func (t *Tokens) Authorize(authorization string, role Role) (string, error) {
 	p := t.policy()
-	if role != Export && !p.everywhere {
+	if !t.needed(p, role) {
 		return "", nil
 	}
-	if !p.fromFile {
+	if !p.fromFile && role == Export {
 		return "", ErrNoTokens
 	}
 	scheme, given, ok := strings.Cut(authorization, " ")
@@ -227,6 +239,7 @@ func (t *Tokens) Watch(ctx context.Context, interval time.Duration) {
 		}
 		last, lastErr = raw, ""
 		t.current.Store(p)
-		t.logger.Info("Client auth file reloaded", "path", t.path, "tokens", len(p.tokens), "require_auth_everywhere", p.everywhere)
+		t.logger.Info("Client auth file reloaded", "path", t.path, "tokens", len(p.tokens),
+			"require_auth_everywhere", p.everywhere, "client_auth_required", t.required)
 	}
 }

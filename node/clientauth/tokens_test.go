@@ -31,9 +31,16 @@ func writeFile(t *testing.T, path, content string) {
 
 func open(t *testing.T, content string) *Tokens {
 	t.Helper()
+	return openWith(t, content, false)
+}
+
+// openWith opens content as the auth file, with --client-auth-required when
+// required is set.
+func openWith(t *testing.T, content string, required bool) *Tokens {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "auth.json")
 	writeFile(t, path, content)
-	tok, err := Open(path, slog.New(slog.DiscardHandler))
+	tok, err := Open(path, required, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,12 +48,21 @@ func open(t *testing.T, content string) *Tokens {
 }
 
 func TestAuthorizeByRoleAndMode(t *testing.T) {
-	noFile, err := Open("", slog.New(slog.DiscardHandler))
+	noFile, err := Open("", false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requiredNoFile, err := Open("", true, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	standard := open(t, standardRoles)
 	everywhere := open(t, strings.Replace(standardRoles, "{", `{"require_auth_everywhere": true,`, 1))
+	// The flag holds whatever the file says: standardRoles does not ask for
+	// tokens everywhere, explicitlyOpen says false outright.
+	required := openWith(t, standardRoles, true)
+	explicitlyOpen := openWith(t, strings.Replace(standardRoles, "{", `{"require_auth_everywhere": false,`, 1), true)
+	needsTokensEverywhere := map[*Tokens]bool{everywhere: true, required: true, explicitlyOpen: true, requiredNoFile: true}
 	var nilTokens *Tokens
 	cases := []struct {
 		name   string
@@ -78,6 +94,21 @@ func TestAuthorizeByRoleAndMode(t *testing.T) {
 		{"everywhere: read with a writer's token", everywhere, "Bearer " + writerToken, Read, ErrMissingRole},
 		{"everywhere: read with an auditor's token", everywhere, "Bearer " + auditorToken, Read, nil},
 		{"everywhere: export with a reader's token", everywhere, "Bearer " + readerToken, Export, ErrMissingRole},
+		{"flag: write without a token", required, "", Write, ErrNoCredentials},
+		{"flag: write with an unknown token", required, "Bearer " + unknownToken, Write, ErrBadCredentials},
+		{"flag: write with a reader's token", required, "Bearer " + readerToken, Write, ErrMissingRole},
+		{"flag: write with a writer's token", required, "Bearer " + writerToken, Write, nil},
+		{"flag: read without a token", required, "", Read, ErrNoCredentials},
+		{"flag: read with a writer's token", required, "Bearer " + writerToken, Read, ErrMissingRole},
+		{"flag: read with a reader's token", required, "Bearer " + readerToken, Read, nil},
+		{"flag: export with an auditor's token", required, "Bearer " + auditorToken, Export, nil},
+		{"flag over a file that says false: write without a token", explicitlyOpen, "", Write, ErrNoCredentials},
+		{"flag over a file that says false: write with a writer's token", explicitlyOpen, "Bearer " + writerToken, Write, nil},
+		{"flag, no file: write without a token", requiredNoFile, "", Write, ErrNoCredentials},
+		{"flag, no file: write with any token", requiredNoFile, "Bearer " + writerToken, Write, ErrBadCredentials},
+		{"flag, no file: read without a token", requiredNoFile, "", Read, ErrNoCredentials},
+		{"flag, no file: read with any token", requiredNoFile, "Bearer " + readerToken, Read, ErrBadCredentials},
+		{"flag, no file: export is refused", requiredNoFile, "Bearer " + auditorToken, Export, ErrNoTokens},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,7 +116,7 @@ func TestAuthorizeByRoleAndMode(t *testing.T) {
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("Authorize(%q, %s) = %v, want %v", tc.header, tc.role, err, tc.want)
 			}
-			if needed := tc.tokens.Needed(tc.role); needed != (tc.role == Export || tc.tokens == everywhere) {
+			if needed := tc.tokens.Needed(tc.role); needed != (tc.role == Export || needsTokensEverywhere[tc.tokens]) {
 				t.Fatalf("Needed(%s) = %v", tc.role, needed)
 			}
 		})
@@ -109,13 +140,13 @@ func TestInvalidFilesAreRefusedWithTheReason(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "auth.json")
 			writeFile(t, path, tc.content)
-			_, err := Open(path, slog.New(slog.DiscardHandler))
+			_, err := Open(path, false, slog.New(slog.DiscardHandler))
 			if err == nil || !strings.Contains(err.Error(), tc.reason) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("Open = %v, want an error naming the file and %q", err, tc.reason)
 			}
 		})
 	}
-	if _, err := Open(filepath.Join(t.TempDir(), "missing.json"), slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := Open(filepath.Join(t.TempDir(), "missing.json"), false, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("a missing file was accepted")
 	}
 }
@@ -123,7 +154,7 @@ func TestInvalidFilesAreRefusedWithTheReason(t *testing.T) {
 func TestTheFileIsReloadedWhenItChangesAndAnInvalidOneChangesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth.json")
 	writeFile(t, path, standardRoles)
-	tok, err := Open(path, slog.New(slog.DiscardHandler))
+	tok, err := Open(path, false, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +187,7 @@ func TestTheFileIsReloadedWhenItChangesAndAnInvalidOneChangesNothing(t *testing.
 func TestAnInvalidReloadKeepsThePreviousTokens(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth.json")
 	writeFile(t, path, standardRoles)
-	tok, err := Open(path, slog.New(slog.DiscardHandler))
+	tok, err := Open(path, false, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +210,41 @@ func TestAnInvalidReloadKeepsThePreviousTokens(t *testing.T) {
 	tok.Watch(ctx, 10*time.Millisecond)
 	if tok.current.Load() != before {
 		t.Fatal("a removed file replaced the tokens")
+	}
+}
+
+// The flag is not part of the file: a reload that drops
+// require_auth_everywhere, or never had it, keeps tokens required.
+func TestTheFlagOutlivesAReloadOfTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.json")
+	writeFile(t, path, strings.Replace(standardRoles, "{", `{"require_auth_everywhere": true,`, 1))
+	tok, err := Open(path, true, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tok.Watch(ctx, 10*time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+
+	// The file stops asking for tokens everywhere and the writer's token
+	// is replaced: seeing the new token proves the reload happened.
+	const newWriter = "new-writer-token-0123456789"
+	writeFile(t, path, `{"require_auth_everywhere": false, "tokens": [{"name": "checkout", "token": "`+newWriter+`", "roles": ["write", "read"]}]}`)
+	waitFor(t, "the new writer's token to be accepted", func() bool {
+		_, err := tok.Authorize("Bearer "+newWriter, Write)
+		return err == nil
+	})
+	for _, role := range []Role{Write, Read} {
+		if !tok.Needed(role) {
+			t.Errorf("after the reload %s needs no token; the flag requires one", role)
+		}
+		if _, err := tok.Authorize("", role); !errors.Is(err, ErrNoCredentials) {
+			t.Errorf("after the reload %s without a token: %v, want %v", role, err, ErrNoCredentials)
+		}
 	}
 }
 

@@ -530,7 +530,13 @@ func (c *Cluster) AllPurchases(baseURL, consistency string) ([]Purchase, error) 
 // every node of a Cluster accepts.
 const ExportToken = "clustertest-export-token"
 
-const clientAuthFile = `{"tokens": [{"name": "clustertest", "token": "` + ExportToken + `", "roles": ["export"]}]}`
+// WriteToken is the client token with the write role (POST /buy), for
+// nodes that require tokens everywhere; Buy sends none.
+const WriteToken = "clustertest-write-token"
+
+const clientAuthFile = `{"tokens": [
+	{"name": "clustertest", "token": "` + ExportToken + `", "roles": ["export"]},
+	{"name": "clustertest-writer", "token": "` + WriteToken + `", "roles": ["write"]}]}`
 
 // GetJSON GETs url, with the export token, and decodes a 2xx JSON answer
 // into v.

@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buytracker/buytracker/node/clientauth"
 	"github.com/buytracker/buytracker/node/internal/testnode"
+	"github.com/buytracker/buytracker/node/ledger"
+	"github.com/buytracker/buytracker/node/store"
 )
 
 const (
@@ -33,16 +36,18 @@ func authFile(t *testing.T, everywhere bool) string {
 	return path
 }
 
-func newAuthAPI(t *testing.T, path string) *httptest.Server {
+// newAuthAPI serves a single node's client API with the tokens of the file
+// at path ("": none) and --client-auth-required when required is set.
+func newAuthAPI(t *testing.T, path string, required bool) (*httptest.Server, *store.Store) {
 	t.Helper()
-	tokens, err := clientauth.Open(path, testnode.Logger(t))
+	tokens, err := clientauth.Open(path, required, testnode.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := testnode.OpenSingle(t)
 	srv := httptest.NewServer(New(st, Options{Logger: testnode.Logger(t), Auth: tokens}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, st
 }
 
 func TestRoutesAskForTheirRole(t *testing.T) {
@@ -57,17 +62,18 @@ func TestRoutesAskForTheirRole(t *testing.T) {
 		code   string
 	}
 	modes := []struct {
-		name   string
-		file   func(t *testing.T) string
-		checks []check
+		name     string
+		file     func(t *testing.T) string
+		required bool // --client-auth-required
+		checks   []check
 	}{
-		{"no auth file", func(*testing.T) string { return "" }, []check{
+		{"no auth file", func(*testing.T) string { return "" }, false, []check{
 			{buy, "", 201, ""},
 			{stats, "", 200, ""},
 			{buys, "", 403, "forbidden"},
 			{buys, auditorToken, 403, "forbidden"},
 		}},
-		{"default mode", func(t *testing.T) string { return authFile(t, false) }, []check{
+		{"default mode", func(t *testing.T) string { return authFile(t, false) }, false, []check{
 			{buy, "", 201, ""},
 			{buy, unknownToken, 201, ""},
 			{stats, "", 200, ""},
@@ -77,7 +83,7 @@ func TestRoutesAskForTheirRole(t *testing.T) {
 			{buys, readerToken, 403, "forbidden"},
 			{buys, auditorToken, 200, ""},
 		}},
-		{"tokens everywhere", func(t *testing.T) string { return authFile(t, true) }, []check{
+		{"tokens everywhere", func(t *testing.T) string { return authFile(t, true) }, false, []check{
 			{buy, "", 401, "unauthorized"},
 			{buy, unknownToken, 401, "unauthorized"},
 			{buy, readerToken, 403, "forbidden"},
@@ -89,13 +95,37 @@ func TestRoutesAskForTheirRole(t *testing.T) {
 			{buys, readerToken, 403, "forbidden"},
 			{buys, auditorToken, 200, ""},
 		}},
+		// The flag over a file that does not ask for tokens everywhere.
+		{"tokens required by the flag", func(t *testing.T) string { return authFile(t, false) }, true, []check{
+			{buy, "", 401, "unauthorized"},
+			{buy, unknownToken, 401, "unauthorized"},
+			{buy, readerToken, 403, "forbidden"},
+			{buy, writerToken, 201, ""},
+			{stats, "", 401, "unauthorized"},
+			{stats, writerToken, 403, "forbidden"},
+			{stats, readerToken, 200, ""},
+			{buys, "", 401, "unauthorized"},
+			{buys, auditorToken, 200, ""},
+		}},
+		// The binary refuses this; the package answers as if no token
+		// were valid, because none is.
+		{"tokens required by the flag and no file", func(*testing.T) string { return "" }, true, []check{
+			{buy, "", 401, "unauthorized"},
+			{buy, writerToken, 401, "unauthorized"},
+			{stats, "", 401, "unauthorized"},
+			{stats, readerToken, 401, "unauthorized"},
+			{buys, auditorToken, 403, "forbidden"},
+		}},
 	}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
-			srv := newAuthAPI(t, mode.file(t))
-			count := func() float64 {
-				h := map[string]string{"Authorization": "Bearer " + readerToken}
-				return call(t, "GET", srv.URL+"/stats?consistency=stale", "", "", h).body["total_buys"].(float64)
+			srv, st := newAuthAPI(t, mode.file(t), mode.required)
+			count := func() int64 {
+				s, err := st.Stats(t.Context(), ledger.StatsQuery{Window: time.Minute}, store.Stale)
+				if err != nil {
+					t.Fatalf("count the purchases: %v", err)
+				}
+				return s.TotalBuys
 			}
 			for _, c := range mode.checks {
 				before := count()
@@ -118,6 +148,8 @@ func TestRoutesAskForTheirRole(t *testing.T) {
 					}
 				} else if a.status != c.status {
 					t.Errorf("%s: %d %v, want %d", what, a.status, a.body, c.status)
+				} else if c.r == buy && count() != before+1 {
+					t.Errorf("%s answered %d but the count went from %v to %v", what, a.status, before, count())
 				}
 			}
 			for _, path := range []string{"/health", "/ready"} {
@@ -138,7 +170,7 @@ func TestRoutesAskForTheirRole(t *testing.T) {
 }
 
 func TestWithoutAnAuthFileTheRefusalNamesTheFlag(t *testing.T) {
-	srv := newAuthAPI(t, "")
+	srv, _ := newAuthAPI(t, "", false)
 	a := call(t, "GET", srv.URL+"/buys", "", "", nil)
 	e, _ := a.body["error"].(map[string]any)
 	if msg, _ := e["message"].(string); !strings.Contains(msg, "--client-auth-file") {

@@ -34,7 +34,7 @@ func TestSlowBuysReadersHoldBoundedMemory(t *testing.T) {
 	)
 	st := testnode.OpenSingle(t)
 	fillLargeRecords(t, st, records)
-	tokens, err := clientauth.Open(authFile(t, false), testnode.Logger(t))
+	tokens, err := clientauth.Open(authFile(t, false), false, testnode.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func dialSmallReceiveBuffer(t *testing.T, addr string) net.Conn {
 func TestBuysPagesAcrossChunksLoseNothing(t *testing.T) {
 	st := testnode.OpenSingle(t)
 	fillLargeRecords(t, st, 2*buysChunk+17)
-	tokens, err := clientauth.Open(authFile(t, false), testnode.Logger(t))
+	tokens, err := clientauth.Open(authFile(t, false), false, testnode.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

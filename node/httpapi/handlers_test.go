@@ -15,7 +15,7 @@ import (
 func newTestAPI(t *testing.T) *httptest.Server {
 	t.Helper()
 	st := testnode.OpenSingle(t)
-	tokens, err := clientauth.Open(authFile(t, false), testnode.Logger(t))
+	tokens, err := clientauth.Open(authFile(t, false), false, testnode.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,7 @@ type options struct {
 	idempotencyMaxKeys                int
 	maxClientConns, maxAdminConns     int
 	clientAuthFile, clientTLSDir      string
+	clientAuthRequired                bool
 	trustedProxies                    string
 }
 
@@ -95,6 +96,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.maxClientConns, "max-client-conns", 2048, "connections the client listener holds open at once; past it a new one is answered 503")
 	fs.IntVar(&o.maxAdminConns, "max-admin-conns", 64, "connections the admin listener holds open at once; past it a new one is answered 503")
 	fs.StringVar(&o.clientAuthFile, "client-auth-file", "", "JSON file of client tokens and their roles (write, read, export), re-read when it changes; without it GET /buys is refused")
+	fs.BoolVar(&o.clientAuthRequired, "client-auth-required", false, "require a token with the route's role on POST /buy (write) and GET /stats (read) too, whatever --client-auth-file says (needs --client-auth-file)")
 	fs.StringVar(&o.clientTLSDir, "client-tls-dir", "", "directory with tls.crt and tls.key: serve the client port over HTTPS")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client (default: none)")
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +116,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.logCacheBytes < 1<<20 || o.logCacheBytes > 1<<40 {
 		return nil, fmt.Errorf("--log-cache-bytes must be from 1Mi to 1Ti, not %d", o.logCacheBytes)
+	}
+	if o.clientAuthRequired && o.clientAuthFile == "" {
+		return nil, errors.New("--client-auth-required needs --client-auth-file: without client tokens every POST /buy and GET /stats would answer 401 and nobody could write")
 	}
 	return o, nil
 }
@@ -222,7 +227,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	clientTokens, err := clientauth.Open(o.clientAuthFile, logger)
+	clientTokens, err := clientauth.Open(o.clientAuthFile, o.clientAuthRequired, logger)
 	if err != nil {
 		return err
 	}
