@@ -3,8 +3,6 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,37 +18,8 @@ func TestALeaderWithAFastClockStampsNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
-	var (
-		mu    sync.Mutex
-		acked = map[string]BuyAnswer{}
-		stop  atomic.Bool
-		wg    sync.WaitGroup
-		errs  = make(chan error, 4)
-	)
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				key := fmt.Sprintf("clock-w%d-%d", w, i)
-				a, err := retryingBuy(ctx, c, key, w+1, w+i)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				acked[key] = a
-				mu.Unlock()
-			}
-		}()
-	}
-	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	c.Eventually(20*time.Second, "purchases before the clock jump", func() error {
-		if n := ackedCount(); n < 100 {
-			return fmt.Errorf("%d acknowledged", n)
-		}
-		return nil
-	})
+	w := startAckingWriters(ctx, c, "clock", 4)
+	w.awaitMore(100, 20*time.Second, "purchases before the clock jump")
 
 	c.SetClock(leader, 25*time.Hour)
 	c.Eventually(20*time.Second, "leadership leaves the node whose clock jumped", func() error {
@@ -60,19 +29,8 @@ func TestALeaderWithAFastClockStampsNothing(t *testing.T) {
 		}
 		return nil
 	})
-	before := ackedCount()
-	c.Eventually(20*time.Second, "writes go on under the new leader", func() error {
-		if n := ackedCount(); n < before+100 {
-			return fmt.Errorf("%d acknowledged since", n-before)
-		}
-		return nil
-	})
-	stop.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	w.awaitMore(100, 20*time.Second, "writes go on under the new leader")
+	acked := w.finish(t)
 
 	limit := time.Now().Add(time.Minute)
 	for key, a := range acked {

@@ -3,8 +3,6 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,52 +84,12 @@ func TestLeaderKilledUnderLoadLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
-	var (
-		mu    sync.Mutex
-		acked = map[string]BuyAnswer{}
-		stop  atomic.Bool
-		wg    sync.WaitGroup
-		errs  = make(chan error, 8)
-	)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				key := fmt.Sprintf("w%d-%d", w, i)
-				a, err := retryingBuy(ctx, c, key, w+1, w+i)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				acked[key] = a
-				mu.Unlock()
-			}
-		}()
-	}
-	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	c.Eventually(20*time.Second, "some purchases acknowledged before the crash", func() error {
-		if n := ackedCount(); n < 200 {
-			return fmt.Errorf("%d acknowledged", n)
-		}
-		return nil
-	})
+	w := startAckingWriters(ctx, c, "killed", 8)
+	w.awaitMore(200, 20*time.Second, "some purchases acknowledged before the crash")
 	c.Kill(leader)
-	before := ackedCount()
-	c.Eventually(30*time.Second, "writes resume after the leader is killed", func() error {
-		if n := ackedCount(); n < before+200 {
-			return fmt.Errorf("%d acknowledged since the crash", n-before)
-		}
-		return nil
-	})
+	w.awaitMore(200, 30*time.Second, "writes resume after the leader is killed")
 	c.Restart(leader)
-	stop.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	acked := w.finish(t)
 	c.WaitLeader(30 * time.Second)
 	checkEveryAckedPurchaseEverywhere(t, c, acked)
 }

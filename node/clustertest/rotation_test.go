@@ -7,8 +7,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,40 +41,8 @@ func TestCertificatesRotateUnderWritesWithoutRestarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 
-	var (
-		mu    sync.Mutex
-		acked = map[string]BuyAnswer{}
-		stop  atomic.Bool
-		wg    sync.WaitGroup
-		errs  = make(chan error, 4)
-	)
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				key := fmt.Sprintf("rot-w%d-%d", w, i)
-				a, err := retryingBuy(ctx, c, key, w+1, w+i)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				acked[key] = a
-				mu.Unlock()
-			}
-		}()
-	}
-	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	progress := func(what string) {
-		before := ackedCount()
-		c.Eventually(20*time.Second, "writes go on "+what, func() error {
-			if n := ackedCount(); n < before+100 {
-				return fmt.Errorf("%d acknowledged since", n-before)
-			}
-			return nil
-		})
-	}
+	w := startAckingWriters(ctx, c, "rot", 4)
+	progress := func(what string) { w.awaitMore(100, 20*time.Second, "writes go on "+what) }
 	progress("before the rotation")
 
 	oldCA := c.ca
@@ -105,12 +71,7 @@ func TestCertificatesRotateUnderWritesWithoutRestarts(t *testing.T) {
 	c.ca = newCA
 	progress("after the old CA was dropped")
 
-	stop.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	acked := w.finish(t)
 	for _, n := range c.Nodes() {
 		if !n.Running() {
 			t.Fatalf("%s stopped during the rotation", n.ID)

@@ -4,7 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/buytracker/buytracker/node/internal/atomicfile"
 )
 
 // File names in a member's directory (cert-manager's Secret layout) and in a
@@ -57,56 +58,9 @@ func writeFiles(dir string, files ...namedFile) error {
 		return fmt.Errorf("write %s: %w", dir, err)
 	}
 	for _, f := range files {
-		if err := writeFileAtomic(dir, f.name, f.data); err != nil {
+		if err := atomicfile.Write(dir, f.name, f.data); err != nil {
 			return err
 		}
 	}
-	return syncDir(dir)
-}
-
-// writeFileAtomic replaces dir/name with data, mode 0600: the data goes to a
-// temporary file in the same directory, is synced, then renamed over the old
-// file, so a reader sees either the old or the new content.
-func writeFileAtomic(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	fail := func(err error) error {
-		_ = tmp.Close()
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	// CreateTemp already uses 0600; Chmod states it and survives a changed default.
-	if err := tmp.Chmod(0o600); err != nil {
-		return fail(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	return nil
-}
-
-// syncDir makes the renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(dir)
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/buytracker/buytracker/node/internal/atomicfile"
 )
 
 // ErrUntrustedDataDir means the data dir cannot be used as it is: it belongs
@@ -114,37 +116,8 @@ func writeIdentity(dataDir string, id *dataIdentity) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dataDir, identityFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("write identity: %w", err)
+	if err := atomicfile.Write(dataDir, identityFile, append(raw, '\n')); err != nil {
+		return fmt.Errorf("record the data dir's identity: %w", err)
 	}
-	if _, err := f.Write(append(raw, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write identity: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync identity: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write identity: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write identity: %w", err)
-	}
-	return syncDir(dataDir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(dataDir)
 }
