@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
@@ -76,11 +75,13 @@ func certHasHost(cert *x509.Certificate, addr string) bool {
 // refused request closes the connection, so its sender sees an error at once
 // and Raft never sees the request.
 type checkedConn struct {
-	net.Conn // writes, addresses and deadlines go to the real connection
-	in       *bufio.Reader
-	pr       *io.PipeReader
-	pw       *io.PipeWriter
-	check    claimCheck
+	// Writes, addresses and deadlines go to the real connection; a read
+	// deadline there ends the copying goroutine, and so the pipe.
+	net.Conn
+	in    *bufio.Reader
+	pr    *io.PipeReader
+	pw    *io.PipeWriter
+	check claimCheck
 }
 
 func newCheckedConn(conn net.Conn, in *bufio.Reader, check claimCheck) *checkedConn {
@@ -94,10 +95,6 @@ func (c *checkedConn) Close() error {
 	c.pr.Close()
 	return c.Conn.Close()
 }
-
-// SetDeadline and SetReadDeadline apply to the real connection; the pipe
-// ends when it does.
-func (c *checkedConn) SetReadDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
 
 // run copies checked requests into the pipe until the connection ends.
 func (c *checkedConn) run() {

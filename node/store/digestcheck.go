@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -30,7 +31,7 @@ import (
 // ErrDiverged means this node's state differs from another member's at the
 // same index and no majority has decided which is right: it answers nothing
 // until one has.
-var ErrDiverged = fmt.Errorf("this node's state differs from another member's at the same index")
+var ErrDiverged = errors.New("this node's state differs from another member's at the same index")
 
 // digestCheckEvery is how often a node compares digests.
 const digestCheckEvery = 2 * time.Second
