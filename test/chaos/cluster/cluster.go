@@ -41,6 +41,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -237,7 +238,7 @@ func (c *Cluster) layOutNode(ctx context.Context, id string) (*Node, error) {
 }
 
 // Nodes returns every host's node, members and spares, ordered by id.
-func (c *Cluster) Nodes() []*Node { return c.nodes }
+func (c *Cluster) Nodes() []*Node { return slices.Clone(c.nodes) }
 
 // Node returns the node with the given id, nil when there is none.
 func (c *Cluster) Node(id string) *Node {

@@ -222,3 +222,42 @@ func TestCloseLeavesNoProcessAndNoMount(t *testing.T) {
 		t.Fatal("Restart after Close succeeded")
 	}
 }
+
+func TestHookFilesReachTheNode(t *testing.T) {
+	c, _ := startCluster(t, Config{Members: 1})
+	ctx := within(t, time.Minute)
+	n := c.Node("n1")
+	if err := c.SetClock(n, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, err := c.Status(ctx, n)
+		if err == nil && time.Until(time.Unix(0, st.ClockUnixNano)) > 50*time.Minute {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the node's clock did not move an hour ahead: %v", err)
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	if err := c.SetDiskFault(n, "flaky"); err == nil {
+		t.Fatal("an unknown disk fault mode was accepted")
+	}
+	if err := c.SetDiskFault(n, "fsync"); err != nil {
+		t.Fatal(err)
+	}
+	// The node reads the fault from the file its environment names.
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", n.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var path string
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, diskFaultFileEnv+"="); ok {
+			path = v
+		}
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "fsync" {
+		t.Fatalf("the node's %s names %q holding %q (%v), want \"fsync\"", diskFaultFileEnv, path, got, err)
+	}
+}
