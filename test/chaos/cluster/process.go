@@ -91,6 +91,17 @@ func (c *Cluster) runningLocked(n *Node) bool {
 	}
 }
 
+// PID is the process ID of n's current (or last) process, 0 before its
+// first start.
+func (c *Cluster) PID(n *Node) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Paused reports whether n is stopped with SIGSTOP.
 func (c *Cluster) Paused(n *Node) bool {
 	c.mu.Lock()

@@ -198,7 +198,7 @@ func TestCloseLeavesNoProcessAndNoMount(t *testing.T) {
 	c, _ := startCluster(t, Config{Members: 3, DiskBytes: 64 << 20, ExtraFlags: []string{"--min-free-disk=4Mi"}})
 	var pids []int
 	for _, n := range c.Nodes() {
-		pids = append(pids, n.cmd.Process.Pid)
+		pids = append(pids, c.PID(n))
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func TestHookFilesReachTheNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The node reads the fault from the file its environment names.
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", n.cmd.Process.Pid))
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.PID(n)))
 	if err != nil {
 		t.Fatal(err)
 	}
