@@ -29,12 +29,14 @@ fmt: ## Run gofmt on the code.
 vet: ## Run go vet.
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/...
+	$(GO) vet -tags chaos ./test/chaos/...
 
 .PHONY: lint
 lint: vet $(STATICCHECK) ## Check formatting, vet, and staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(STATICCHECK) ./...
 	$(STATICCHECK) -tags e2e ./test/...
+	$(STATICCHECK) -tags chaos ./test/chaos/...
 
 .PHONY: test
 test: lint test-node test-hack verify test-operator test-chart ## Run every test (what CI runs).
@@ -46,6 +48,20 @@ test-node: ## Unit, cluster and linearizability tests of the node (real Raft ove
 .PHONY: test-hack
 test-hack: ## Tests of the benchmark and image tooling under hack/ (hack/chart runs in test-chart, with its tools).
 	$(GO) test $(GOFLAGS_TEST) -timeout 10m $$($(GO) list ./hack/... | grep -v '/hack/chart$$')
+
+# The Jepsen-style suite (docs/reliability.md). A run prints its seed; the
+# same seed replays the same schedule of faults.
+CHAOS_SEED ?=
+CHAOS_FAULTS ?= 100
+CHAOS_BUDGET ?= 10m
+CHAOS_KINDS ?=
+CHAOS_DIR ?= $(CURDIR)/.chaos
+
+.PHONY: test-chaos
+test-chaos: ## As root: faults in network namespaces (partitions, pauses, crashes, lost volumes, clocks, disks, membership), every history checked.
+	$(GO) test $(GOFLAGS_TEST) -timeout 15m ./test/chaos/...
+	CHAOS_SEED=$(CHAOS_SEED) CHAOS_FAULTS=$(CHAOS_FAULTS) CHAOS_BUDGET=$(CHAOS_BUDGET) CHAOS_KINDS=$(CHAOS_KINDS) CHAOS_DIR=$(CHAOS_DIR) \
+	  $(GO) test -tags chaos -count=1 -timeout 45m -v -run '^TestChaos$$' ./test/chaos/
 
 ##@ Build
 
