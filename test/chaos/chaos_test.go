@@ -121,7 +121,7 @@ func TestChaos(t *testing.T) {
 		Bin: bin, Dir: s.dir, Members: s.members, Spares: 1, DiskBytes: 128 << 20,
 		// Small snapshot and log thresholds, so that snapshots, log
 		// compaction and snapshot installs happen during the faults.
-		ExtraFlags: []string{"--snapshot-threshold=256", "--trailing-logs=128", "--snapshot-interval=3s"},
+		ExtraFlags: []string{"--snapshot-threshold=256", "--trailing-logs=128", "--snapshot-interval=3s", "--min-free-disk=16Mi"},
 		Logf:       t.Logf,
 	})
 	if err != nil {

@@ -253,7 +253,7 @@ func (r *Runner) apply(ctx context.Context, step Step, a *Applied) (func(context
 		ms := r.Members
 		for i, off := range step.ClockOffsets {
 			if i < len(ms) && off != 0 {
-				a.Targets = append(a.Targets, fmt.Sprintf("%s%+v", ms[i].ID, off))
+				a.Targets = append(a.Targets, fmt.Sprintf("%s:%v", ms[i].ID, off))
 				if err := r.Cluster.SetClock(ms[i], off); err != nil {
 					return nil, err
 				}
