@@ -2,6 +2,20 @@
 // buys and reads must be linearizable against a model of the ledger
 // (porcupine), and the members' final exports must hold every acknowledged
 // purchase exactly once, with dense ids, identically on every member.
+//
+// Porcupine's search is exponential in the worst case; three things keep it
+// nearly linear on long histories:
+//   - every acknowledged buy is pinned by its purchase_id, so only one
+//     pending buy can be next;
+//   - a buy never answered is resolved by the exports, which hold every
+//     purchase: its key there means it took effect with that id (pinned
+//     too, returning "at the end of time"), its key absent means it never
+//     took effect and it is left out. Only without exports does it stay a
+//     "maybe" (the model is nondeterministic);
+//   - reads that no order can explain (fewer purchases than were
+//     acknowledged before they began, more than had been sent before they
+//     returned) are reported by name and left out of the search, which would
+//     otherwise try every other order before giving up.
 package checker
 
 import (
@@ -201,7 +215,14 @@ func (c *check) buildModel() porcupine.Model {
 			case history.OK:
 				in.purchaseID, in.totalBuys = op.PurchaseID, op.TotalBuys
 			case history.Fail:
-				continue
+				// Recorded all the same (reported by the export checks):
+				// it took effect where the exports say, so that the
+				// search checks the rest instead of failing on it.
+				r, ok := c.exported[op.Key]
+				if !ok {
+					continue
+				}
+				in.purchaseID, ret = r.PurchaseID, end
 			default:
 				ret = end
 				if c.exported == nil {
