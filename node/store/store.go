@@ -84,6 +84,10 @@ type Config struct {
 	// MisapplyCentsForTests makes the ledger store every amount this much
 	// off (ledger.Options.MisapplyCents): only test builds set it.
 	MisapplyCentsForTests int64
+	// WrapLogStoreForTests, when set, wraps the Raft log store under the
+	// timing and the cache: test builds inject disk faults there
+	// (node/testhook).
+	WrapLogStoreForTests func(raft.LogStore) raft.LogStore
 
 	// Clock is the node's wall clock (default: the system's); MaxClockSkew
 	// bounds how far the leader's may differ from a majority of the
@@ -322,7 +326,14 @@ func (s *Store) startRaft(raftDir string) error {
 	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics}
 	// The leader sends each new entry to every follower right after writing
 	// it; the cache spares reading it back from bbolt and decoding it again.
-	logs := newLogCache(timedLogStore{LogStore: s.logStore, duration: s.metrics.logStoreDuration, failed: s.disk.writeFailed}, logCacheEntries, s.cfg.LogCacheBytes)
+	// Injected faults sit right above bbolt, as a failing disk would: the
+	// cache holds only what the store took, and a failed write is timed and
+	// reported like any other.
+	var disk raft.LogStore = s.logStore
+	if s.cfg.WrapLogStoreForTests != nil {
+		disk = s.cfg.WrapLogStoreForTests(disk)
+	}
+	logs := newLogCache(timedLogStore{LogStore: disk, duration: s.metrics.logStoreDuration, failed: s.disk.writeFailed}, logCacheEntries, s.cfg.LogCacheBytes)
 	s.logCache = logs
 	// A node that has not decided how it takes part refuses votes from the
 	// first RPC on.
