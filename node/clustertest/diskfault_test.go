@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -111,4 +112,129 @@ func staleLag(t *testing.T, c *Cluster, n *Node) int {
 		most = max(most, s.TotalBuys)
 	}
 	return int(most - own.TotalBuys)
+}
+
+// TestDiskFaultWhileAFollowerTruncatesItsLog: a leader whose followers
+// crashed writes entries that never commit, then crashes too; the followers
+// come back and elect a leader without those entries. When the old leader
+// returns, the new leader's entries conflict with its uncommitted tail, and
+// it deletes that tail while its disk fails ("fsync": the deletion reaches
+// the disk, then reports an error). Once the disk heals it must catch up
+// without another restart.
+func TestDiskFaultWhileAFollowerTruncatesItsLog(t *testing.T) {
+	c := Start(t, 3)
+	old := c.WaitLeader(30 * time.Second)
+	followers := c.Followers(old)
+	acked := map[string]BuyAnswer{}
+	for i := range 20 {
+		key := fmt.Sprintf("before-%d", i)
+		a, err := c.Buy(t.Context(), old.HTTPURL, key, i+1)
+		if err != nil || a.Status != 201 {
+			t.Fatalf("purchase %d: %+v %v", i, a, err)
+		}
+		acked[key] = a
+	}
+
+	// Alone, the leader writes purchases into its own log that nobody
+	// acknowledges, then its lease runs out. (SIGKILL, not SIGSTOP: a
+	// stopped follower would still find the entries in its socket buffer.)
+	for _, f := range followers {
+		c.Kill(f)
+	}
+	orphans := make(chan BuyAnswer, 5)
+	for i := range cap(orphans) {
+		go func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			a, _ := c.Buy(ctx, old.HTTPURL, fmt.Sprintf("orphan-%d", i), 100+i)
+			orphans <- a
+		}()
+	}
+	c.Eventually(10*time.Second, old.ID+" holds entries that never committed and stepped down", func() error {
+		last, err1 := c.Metric(old, "buytracker_raft_last_index")
+		commit, err2 := c.Metric(old, "buytracker_raft_commit_index")
+		state, err3 := c.Metric(old, "buytracker_raft_state")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return err
+		}
+		if last <= commit || state == 2 {
+			return fmt.Errorf("last index %v, commit index %v, state %v", last, commit, state)
+		}
+		return nil
+	})
+	for range cap(orphans) {
+		if a := <-orphans; a.Status == 201 {
+			t.Fatalf("a purchase was acknowledged by a leader without followers: %+v", a)
+		}
+	}
+
+	// The followers come back without it, elect a leader and commit more.
+	c.Kill(old)
+	for _, f := range followers {
+		c.Restart(f)
+	}
+	var leader *Node
+	c.Eventually(30*time.Second, "one of the followers leads", func() error {
+		for _, f := range followers {
+			if state, err := c.Metric(f, "buytracker_raft_state"); err == nil && state == 2 {
+				leader = f
+				return nil
+			}
+		}
+		return errors.New("no leader among the followers")
+	})
+	c.Eventually(20*time.Second, "a purchase through the new leader", func() error {
+		a, err := c.Buy(t.Context(), leader.HTTPURL, "after-0", 1)
+		if err == nil && a.Status != 201 {
+			err = fmt.Errorf("status %d", a.Status)
+		}
+		if err == nil {
+			acked["after-0"] = a
+		}
+		return err
+	})
+
+	// The old leader comes back with a failing disk and deletes its tail.
+	c.SetDiskFault(old, "fsync")
+	c.Restart(old)
+	c.Eventually(20*time.Second, old.ID+" deletes its uncommitted tail on a failing disk", func() error {
+		if !strings.Contains(c.Log(old), `"op":"DeleteRange"`) {
+			return errors.New("no injected fault on DeleteRange yet")
+		}
+		return nil
+	})
+	c.SetDiskFault(old, "")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	w := startAckingWriters(ctx, c, "healed", 2)
+	w.awaitMore(50, 30*time.Second, "purchases after the disk heals")
+	for key, a := range w.finish(t) {
+		acked[key] = a
+	}
+	c.requireAllRunning()
+	want, _, err := c.Stats(leader.HTTPURL, "linearizable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Eventually(30*time.Second, old.ID+" catches up once its disk heals", func() error {
+		s, _, err := c.Stats(old.HTTPURL, "stale")
+		if err != nil {
+			return err
+		}
+		if s.TotalBuys < want.TotalBuys {
+			return fmt.Errorf("%s has %d of %d purchases (log: last index %v, commit index %v)", old.ID, s.TotalBuys, want.TotalBuys,
+				metricOr(c, old, "buytracker_raft_last_index"), metricOr(c, old, "buytracker_raft_commit_index"))
+		}
+		return nil
+	})
+	checkEveryAckedPurchaseEverywhere(t, c, acked)
+}
+
+func metricOr(c *Cluster, n *Node, name string) string {
+	v, err := c.Metric(n, name)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprint(v)
 }
