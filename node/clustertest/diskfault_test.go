@@ -203,6 +203,16 @@ func TestDiskFaultWhileAFollowerTruncatesItsLog(t *testing.T) {
 		}
 		return nil
 	})
+	// It waits for its disk rather than go on with a log it misreads, and
+	// says so.
+	c.Eventually(10*time.Second, old.ID+" reports its failing log writes", func() error {
+		status, reason := c.readiness(old)
+		blocked, err := c.Metric(old, "buytracker_raft_log_write_blocked")
+		if err != nil || status != 503 || !strings.Contains(reason, "writing the Raft log is failing") || blocked != 1 {
+			return fmt.Errorf("/ready %d %q, buytracker_raft_log_write_blocked %v (%v)", status, reason, blocked, err)
+		}
+		return nil
+	})
 	c.SetDiskFault(old, "")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
@@ -229,6 +239,9 @@ func TestDiskFaultWhileAFollowerTruncatesItsLog(t *testing.T) {
 		return nil
 	})
 	checkEveryAckedPurchaseEverywhere(t, c, acked)
+	if blocked, err := c.Metric(old, "buytracker_raft_log_write_blocked"); err != nil || blocked != 0 {
+		t.Errorf("%s: buytracker_raft_log_write_blocked = %v (%v) after the disk healed, want 0", old.ID, blocked, err)
+	}
 }
 
 func metricOr(c *Cluster, n *Node, name string) string {

@@ -183,6 +183,7 @@ type Store struct {
 	votesRefused atomic.Bool
 	disk         *diskSpace
 	logCache     *logCache
+	logRetry     *retryingLogStore
 
 	buys    chan *pendingBuy
 	batches chan inflightBatch
@@ -333,7 +334,9 @@ func (s *Store) startRaft(raftDir string) error {
 	if s.cfg.WrapLogStoreForTests != nil {
 		disk = s.cfg.WrapLogStoreForTests(disk)
 	}
-	logs := newLogCache(timedLogStore{LogStore: disk, duration: s.metrics.logStoreDuration, failed: s.disk.writeFailed}, logCacheEntries, s.cfg.LogCacheBytes)
+	timed := timedLogStore{LogStore: disk, duration: s.metrics.logStoreDuration, failed: s.disk.writeFailed}
+	s.logRetry = newRetryingLogStore(timed, s.stop, s.logger)
+	logs := newLogCache(s.logRetry, logCacheEntries, s.cfg.LogCacheBytes)
 	s.logCache = logs
 	// A node that has not decided how it takes part refuses votes from the
 	// first RPC on.
