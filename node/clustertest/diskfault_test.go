@@ -80,6 +80,48 @@ func testDiskFault(t *testing.T, mode string, onLeader bool) {
 	t.Logf("%s fault on %s (leader %v): %d writes refused, %d purchases acknowledged", mode, faulty.ID, onLeader, injected, len(acked))
 }
 
+// TestDiskFaultFlappingOnAFollower: a follower's log store fails for a
+// moment, again and again, under writes. Each time the follower answers the
+// leader's replication with a failure, and each time it must catch up once
+// its disk works again.
+func TestDiskFaultFlappingOnAFollower(t *testing.T) {
+	c := Start(t, 3)
+	leader := c.WaitLeader(30 * time.Second)
+	faulty := c.Followers(leader)[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	w := startAckingWriters(ctx, c, "flap", 8)
+	w.awaitMore(100, 20*time.Second, "purchases before the faults")
+
+	for round := range 20 {
+		before := injectedDiskFaults(c, faulty)
+		c.SetDiskFault(faulty, "fsync")
+		c.Eventually(10*time.Second, fmt.Sprintf("round %d: the fault is hit on %s", round, faulty.ID), func() error {
+			if injectedDiskFaults(c, faulty) == before {
+				return errors.New("no new injected fault")
+			}
+			return nil
+		})
+		c.SetDiskFault(faulty, "")
+		w.awaitMore(50, 30*time.Second, fmt.Sprintf("round %d: writes after the disk healed", round))
+		leader = c.WaitLeader(10 * time.Second)
+		target, err := c.Metric(leader, "buytracker_raft_commit_index")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Eventually(20*time.Second, fmt.Sprintf("round %d: %s applies the leader's commit index %v", round, faulty.ID, target), func() error {
+			applied, err := c.Metric(faulty, "buytracker_raft_applied_index")
+			if err == nil && applied < target {
+				err = fmt.Errorf("%s applied up to %v", faulty.ID, applied)
+			}
+			return err
+		})
+	}
+	acked := w.finish(t)
+	c.requireAllRunning()
+	checkEveryAckedPurchaseEverywhere(t, c, acked)
+}
+
 // injectedDiskFaults counts the faults a node's log store injected so far.
 func injectedDiskFaults(c *Cluster, n *Node) int {
 	return strings.Count(c.Log(n), "Injected a disk fault")
