@@ -301,6 +301,13 @@ func (s *Store) startRaft(raftDir string) error {
 	s.registerPeerHandlers(s.peers)
 	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: s.peers.RaftLayer(), MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
+		// No pipelined replication: when a follower answers an AppendEntries
+		// with a failure (its disk failed a write), hashicorp/raft v1.7's
+		// pipeline can deadlock, its decoder gone while the sender waits for
+		// it, and the leader never sends that follower another entry while
+		// its heartbeats keep it from calling an election. One request at a
+		// time, each carrying up to MaxAppendEntries entries, recovers.
+		MaxRPCsInFlight: 1,
 	})
 
 	rc := raft.DefaultConfig()
