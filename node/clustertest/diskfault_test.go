@@ -23,17 +23,21 @@ func TestDiskFault(t *testing.T) {
 		name     string
 		mode     string
 		onLeader bool
+		// crash kills the faulty node before its disk heals: it restarts
+		// with whatever its failed writes left on disk.
+		crash bool
 	}{
-		{"WriteOnLeader", "write", true},
-		{"FsyncOnLeader", "fsync", true},
-		{"FsyncOnFollower", "fsync", false},
-		{"WriteOnFollower", "write", false},
+		{"WriteOnLeader", "write", true, false},
+		{"FsyncOnLeader", "fsync", true, false},
+		{"FsyncOnLeaderThenCrash", "fsync", true, true},
+		{"FsyncOnFollower", "fsync", false, false},
+		{"WriteOnFollower", "write", false, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testDiskFault(t, tc.mode, tc.onLeader) })
+		t.Run(tc.name, func(t *testing.T) { testDiskFault(t, tc.mode, tc.onLeader, tc.crash) })
 	}
 }
 
-func testDiskFault(t *testing.T, mode string, onLeader bool) {
+func testDiskFault(t *testing.T, mode string, onLeader, crash bool) {
 	c := Start(t, 3)
 	leader := c.WaitLeader(30 * time.Second)
 	faulty := leader
@@ -72,7 +76,13 @@ func testDiskFault(t *testing.T, mode string, onLeader bool) {
 	injected := injectedDiskFaults(c, faulty)
 	c.requireAllRunning()
 
+	if crash {
+		c.Kill(faulty)
+	}
 	c.SetDiskFault(faulty, "")
+	if crash {
+		c.Restart(faulty)
+	}
 	w.awaitMore(100, 30*time.Second, "writes after the disk heals")
 	acked := w.finish(t)
 	c.requireAllRunning()
