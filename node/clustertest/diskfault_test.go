@@ -87,7 +87,7 @@ func testDiskFault(t *testing.T, mode string, onLeader, crash bool) {
 	acked := w.finish(t)
 	c.requireAllRunning()
 	checkEveryAckedPurchaseEverywhere(t, c, acked)
-	t.Logf("%s fault on %s (leader %v): %d writes refused, %d purchases acknowledged", mode, faulty.ID, onLeader, injected, len(acked))
+	t.Logf("%s fault on %s (leader %v): %d log writes failed, %d purchases acknowledged", mode, faulty.ID, onLeader, injected, len(acked))
 }
 
 // TestDiskFaultFlappingOnAFollower: a follower's log store fails for a

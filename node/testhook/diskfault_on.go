@@ -84,7 +84,7 @@ func (f *faultFile) current() string {
 		f.mode = text
 	default:
 		f.logger.Warn("Unknown test disk fault mode; keeping the current one", "file", f.path, "content", text, "mode", f.mode,
-			"want", strings.Join([]string{writeFault, fsyncFault}, " or ")+" or nothing")
+			"want", writeFault+", "+fsyncFault+" or nothing")
 	}
 	return f.mode
 }
