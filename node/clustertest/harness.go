@@ -254,7 +254,8 @@ func (n *Node) start(c *Cluster) {
 		c.t.Fatal(err)
 	}
 	n.cmd = exec.Command(c.bin, args...)
-	n.cmd.Env = append(append(os.Environ(), testhook.ClockOffsetFileEnv+"="+c.clockFile(n)), n.Env...)
+	n.cmd.Env = append(append(os.Environ(),
+		testhook.ClockOffsetFileEnv+"="+c.clockFile(n), testhook.DiskFaultFileEnv+"="+c.diskFaultFile(n)), n.Env...)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	if err := n.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", n.ID, err)
@@ -653,5 +654,20 @@ func (c *Cluster) SetClock(n *Node, offset time.Duration) {
 	c.t.Helper()
 	if err := os.WriteFile(c.clockFile(n), []byte(offset.String()), 0o600); err != nil {
 		c.t.Fatalf("set the clock of %s: %v", n.ID, err)
+	}
+}
+
+// --- Disk faults ---
+
+func (c *Cluster) diskFaultFile(n *Node) string { return filepath.Join(c.dir, n.ID+".disk-fault") }
+
+// SetDiskFault makes the writes to a node's Raft log store fail from now on
+// (the node re-reads it within a fraction of a second): "write" fails them
+// before anything is written, "fsync" after the entries reached bbolt, ""
+// ends the fault.
+func (c *Cluster) SetDiskFault(n *Node, mode string) {
+	c.t.Helper()
+	if err := os.WriteFile(c.diskFaultFile(n), []byte(mode), 0o600); err != nil {
+		c.t.Fatalf("set the disk fault of %s: %v", n.ID, err)
 	}
 }

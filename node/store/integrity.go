@@ -81,8 +81,8 @@ func (s *Store) haltedError() error {
 	return s.divergedError()
 }
 
-// healthProblem says why the ledger keeps this node from being ready, or ""
-// when nothing does.
+// healthProblem says why the ledger or the Raft log keeps this node from
+// being ready, or "" when nothing does.
 func (s *Store) healthProblem() string {
 	if err := s.ledger.Halted(); err != nil {
 		return "halted, out of service until replaced: " + err.Error()
@@ -92,6 +92,9 @@ func (s *Store) healthProblem() string {
 	}
 	if r := s.divergence.reason(); r != "" {
 		return "answering nothing: " + r
+	}
+	if err := s.logRetry.blocked(); err != nil {
+		return "writing the Raft log is failing, retrying: " + err.Error()
 	}
 	return ""
 }

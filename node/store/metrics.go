@@ -149,6 +149,8 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			func() float64 { return boolGauge(s.ledger.Halted() != nil) }),
 		gauge("buytracker_ledger_apply_blocked", "1 while applying is blocked by a failing write of the ledger's records (a full disk).",
 			func() float64 { return boolGauge(s.ledger.ApplyBlocked() != nil) }),
+		gauge("buytracker_raft_log_write_blocked", "1 while Raft waits for a failing write of its log (a follower deleting a conflicting tail) to succeed.",
+			func() float64 { return boolGauge(s.logRetry.blocked() != nil) }),
 		gauge("buytracker_ledger_digest_index", "Applied index of the ledger's state digest (the admin API's GET /status gives the digest).",
 			func() float64 { index, _ := s.ledger.Digest(); return float64(index) }),
 		gauge("buytracker_idempotency_keys", "Idempotency-Keys remembered.",

@@ -84,6 +84,10 @@ type Config struct {
 	// MisapplyCentsForTests makes the ledger store every amount this much
 	// off (ledger.Options.MisapplyCents): only test builds set it.
 	MisapplyCentsForTests int64
+	// WrapLogStoreForTests, when set, wraps the Raft log store under the
+	// timing and the cache: test builds inject disk faults there
+	// (node/testhook).
+	WrapLogStoreForTests func(raft.LogStore) raft.LogStore
 
 	// Clock is the node's wall clock (default: the system's); MaxClockSkew
 	// bounds how far the leader's may differ from a majority of the
@@ -179,6 +183,7 @@ type Store struct {
 	votesRefused atomic.Bool
 	disk         *diskSpace
 	logCache     *logCache
+	logRetry     *retryingLogStore
 
 	buys    chan *pendingBuy
 	batches chan inflightBatch
@@ -296,6 +301,13 @@ func (s *Store) startRaft(raftDir string) error {
 	s.registerPeerHandlers(s.peers)
 	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: s.peers.RaftLayer(), MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
+		// No pipelined replication: when a follower answers an AppendEntries
+		// with a failure (its disk failed a write), hashicorp/raft v1.7's
+		// pipeline can deadlock, its decoder gone while the sender waits for
+		// it, and the leader never sends that follower another entry while
+		// its heartbeats keep it from calling an election. One request at a
+		// time, each carrying up to MaxAppendEntries entries, recovers.
+		MaxRPCsInFlight: 1,
 	})
 
 	rc := raft.DefaultConfig()
@@ -322,7 +334,16 @@ func (s *Store) startRaft(raftDir string) error {
 	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics}
 	// The leader sends each new entry to every follower right after writing
 	// it; the cache spares reading it back from bbolt and decoding it again.
-	logs := newLogCache(timedLogStore{LogStore: s.logStore, duration: s.metrics.logStoreDuration, failed: s.disk.writeFailed}, logCacheEntries, s.cfg.LogCacheBytes)
+	// Injected faults sit right above bbolt, as a failing disk would: the
+	// cache holds only what the store took, and a failed write is timed and
+	// reported like any other.
+	var disk raft.LogStore = s.logStore
+	if s.cfg.WrapLogStoreForTests != nil {
+		disk = s.cfg.WrapLogStoreForTests(disk)
+	}
+	timed := timedLogStore{LogStore: disk, duration: s.metrics.logStoreDuration, failed: s.disk.writeFailed}
+	s.logRetry = newRetryingLogStore(timed, s.stop, s.logger)
+	logs := newLogCache(s.logRetry, logCacheEntries, s.cfg.LogCacheBytes)
 	s.logCache = logs
 	// A node that has not decided how it takes part refuses votes from the
 	// first RPC on.

@@ -14,4 +14,10 @@ const (
 	// cents off: a replica that applies differently, for tests of the
 	// members' digest comparison.
 	MisapplyCentsEnv = "BUYTRACKER_TEST_MISAPPLY_CENTS"
+	// DiskFaultFileEnv names a file holding the disk fault injected into
+	// the node's Raft log store: empty (or no file) for none, "write" (every
+	// write fails before anything is written) or "fsync" (the write reaches
+	// bbolt, then the call fails, as after a failed fsync); it is re-read
+	// while the node runs.
+	DiskFaultFileEnv = "BUYTRACKER_TEST_DISK_FAULT_FILE"
 )

@@ -292,6 +292,7 @@ func run(args []string) error {
 		ClusterID: o.clusterID, InitialCluster: initial,
 		Clock: testhook.Clock(logger), MaxClockSkew: o.maxClockSkew,
 		MisapplyCentsForTests: testhook.MisapplyCents(),
+		WrapLogStoreForTests:  testhook.DiskFaults(logger),
 		HeartbeatTimeout:      o.heartbeatTimeout, ElectionTimeout: o.electionTimeout,
 		SnapshotThreshold: o.snapshotThreshold, SnapshotInterval: o.snapshotInterval,
 		TrailingLogs: o.trailingLogs,
