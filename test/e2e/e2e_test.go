@@ -57,6 +57,7 @@ func TestEndToEnd(t *testing.T) {
 		{"ThousandConcurrentBuys", func(t *testing.T) { e.thousandBuys(ctx, t) }},
 		{"LeaderPodDeleted", func(t *testing.T) { e.leaderPodDeleted(ctx, t) }},
 		{"PodDeletedWithItsVolume", func(t *testing.T) { e.lostVolume(ctx, t) }},
+		{"LeaderEvictedWithinBudget", func(t *testing.T) { e.leaderEvicted(ctx, t) }},
 		{"ScaleThreeToFiveToThree", func(t *testing.T) { e.scale(ctx, t) }},
 		{"RollingImageChange", func(t *testing.T) { e.rollingImageChange(ctx, t) }},
 		{"RotateCAUnderWrites", func(t *testing.T) { e.rotateCAUnderWrites(ctx, t) }},
@@ -239,6 +240,22 @@ func (e *env) leaderPodDeleted(ctx context.Context, t *testing.T) {
 		t.Fatal(err)
 	}
 
+	newLeader := e.awaitNewLeader(ctx, t, token, oldLeader, oldTerm)
+	w.awaitAcks(ctx, t, w.acked.Load()+200, "200 more acknowledged writes under the new leader")
+	t.Logf("new leader %s; writer: %s", newLeader, w.progress())
+
+	e.awaitPodReplaced(ctx, t, oldLeader, oldPod.UID, 3*time.Minute)
+	e.checkRestartedOnOwnVolume(ctx, t, oldLeader, pvc)
+
+	acked := e.stopAndCheckCount(ctx, t, w, url, before, "after the leader's pod was deleted")
+	c = e.waitSettled(ctx, t, btName, 3, 2*time.Minute)
+	t.Logf("after: %s, %d purchases acknowledged during the test", describeMembers(c), acked)
+}
+
+// awaitNewLeader waits until a pod other than oldLeader leads in a term
+// after oldTerm, asking only the other pods, and returns it.
+func (e *env) awaitNewLeader(ctx context.Context, t *testing.T, token, oldLeader string, oldTerm uint64) string {
+	t.Helper()
 	var newLeader string
 	eventually(ctx, t, 2*time.Minute, "a new leader among the other pods", func(ctx context.Context) (bool, string, error) {
 		c, err := e.raftCluster(ctx, btName, token, oldLeader)
@@ -251,40 +268,45 @@ func (e *env) leaderPodDeleted(ctx context.Context, t *testing.T) {
 		newLeader = c.Leader
 		return true, "", nil
 	})
-	w.awaitAcks(ctx, t, w.acked.Load()+200, "200 more acknowledged writes under the new leader")
-	t.Logf("new leader %s; writer: %s", newLeader, w.progress())
+	return newLeader
+}
 
-	eventually(ctx, t, 3*time.Minute, oldLeader+" to come back ready", func(ctx context.Context) (bool, string, error) {
-		p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, oldLeader, metav1.GetOptions{})
+// awaitPodReplaced waits until the StatefulSet has replaced the pod whose
+// UID was oldUID with a new one that is ready.
+func (e *env) awaitPodReplaced(ctx context.Context, t *testing.T, pod string, oldUID types.UID, timeout time.Duration) {
+	t.Helper()
+	eventually(ctx, t, timeout, pod+" to come back ready", func(ctx context.Context) (bool, string, error) {
+		p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, pod, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		if p.UID == oldPod.UID {
+		if p.UID == oldUID {
 			return false, "the old pod is still there", nil
 		}
 		return podReady(*p), fmt.Sprintf("new pod %s phase %s ready %v", p.UID, p.Status.Phase, podReady(*p)), nil
 	})
-	// The same claim, so the same volume, and the node found its Raft
-	// state there instead of bootstrapping or waiting to be added again.
-	pvcNow, err := e.kube.CoreV1().PersistentVolumeClaims(e.ns).Get(ctx, "data-"+oldLeader, metav1.GetOptions{})
+}
+
+// checkRestartedOnOwnVolume checks that a replaced pod runs on the claim it
+// had (so the same volume) and that its node found its Raft state there
+// instead of bootstrapping or waiting to be added again.
+func (e *env) checkRestartedOnOwnVolume(ctx context.Context, t *testing.T, pod string, pvc *corev1.PersistentVolumeClaim) {
+	t.Helper()
+	pvcNow, err := e.kube.CoreV1().PersistentVolumeClaims(e.ns).Get(ctx, pvc.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pvcNow.UID != pvc.UID || pvcNow.Spec.VolumeName != pvc.Spec.VolumeName {
-		t.Errorf("PVC data-%s is %s/%s now, was %s/%s", oldLeader, pvcNow.UID, pvcNow.Spec.VolumeName, pvc.UID, pvc.Spec.VolumeName)
+		t.Errorf("PVC %s is %s/%s now, was %s/%s", pvc.Name, pvcNow.UID, pvcNow.Spec.VolumeName, pvc.UID, pvc.Spec.VolumeName)
 	}
-	logs, err := e.podLogs(ctx, oldLeader)
+	logs, err := e.podLogs(ctx, pod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs, "Existing Raft state found") || strings.Contains(logs, "Bootstrapping the cluster") ||
 		strings.Contains(logs, "waiting to be added") {
-		t.Errorf("%s did not restart from its own Raft state; its log:\n%s", oldLeader, tail(logs, 20))
+		t.Errorf("%s did not restart from its own Raft state; its log:\n%s", pod, tail(logs, 20))
 	}
-
-	acked := e.stopAndCheckCount(ctx, t, w, url, before, "after the leader's pod was deleted")
-	c = e.waitSettled(ctx, t, btName, 3, 2*time.Minute)
-	t.Logf("after: %s, %d purchases acknowledged during the test", describeMembers(c), acked)
 }
 
 func tail(s string, n int) string {
