@@ -105,11 +105,6 @@ const clientAuthFile = `{"tokens": [
 	{"name": "chaos-export", "token": "` + ExportToken + `", "roles": ["export", "read"]},
 	{"name": "chaos-writer", "token": "` + WriteToken + `", "roles": ["write"]}]}`
 
-// diskFaultFileEnv names the file a node built with -tags testhooks reads
-// its injected disk faults from ("", "write" or "fsync"); the node side
-// defines the same name as testhook.DiskFaultFileEnv.
-const diskFaultFileEnv = "BUYTRACKER_TEST_DISK_FAULT_FILE"
-
 // Cluster is the running cluster. Its methods are safe for concurrent use.
 type Cluster struct {
 	net        *netns.Network

@@ -47,7 +47,7 @@ func (c *Cluster) start(n *Node) error {
 	cmd.Env = append(os.Environ(), testhook.ClockOffsetFileEnv+"="+n.clockFile,
 		// A node built with -tags testhooks reads its injected disk faults
 		// from this file.
-		diskFaultFileEnv+"="+n.faultFile)
+		testhook.DiskFaultFileEnv+"="+n.faultFile)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()

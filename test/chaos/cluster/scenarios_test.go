@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/buytracker/buytracker/node/adminapi"
+	"github.com/buytracker/buytracker/node/testhook"
 	"github.com/buytracker/buytracker/test/chaos/netns"
 )
 
@@ -253,11 +254,11 @@ func TestHookFilesReachTheNode(t *testing.T) {
 	}
 	var path string
 	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, diskFaultFileEnv+"="); ok {
+		if v, ok := strings.CutPrefix(kv, testhook.DiskFaultFileEnv+"="); ok {
 			path = v
 		}
 	}
 	if got, err := os.ReadFile(path); err != nil || string(got) != "fsync" {
-		t.Fatalf("the node's %s names %q holding %q (%v), want \"fsync\"", diskFaultFileEnv, path, got, err)
+		t.Fatalf("the node's %s names %q holding %q (%v), want \"fsync\"", testhook.DiskFaultFileEnv, path, got, err)
 	}
 }
