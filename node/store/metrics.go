@@ -186,10 +186,14 @@ func boolGauge(b bool) float64 {
 // instrumentedFSM times applies, snapshots and restores of the ledger.
 type instrumentedFSM struct {
 	*ledger.Ledger
-	metrics *storeMetrics
+	metrics       *storeMetrics
+	delayForTests func() time.Duration
 }
 
 func (f *instrumentedFSM) ApplyBatch(logs []*raft.Log) []any {
+	if f.delayForTests != nil {
+		time.Sleep(f.delayForTests())
+	}
 	start := time.Now()
 	out := f.Ledger.ApplyBatch(logs)
 	f.metrics.applyDuration.Observe(time.Since(start).Seconds())

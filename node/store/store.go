@@ -88,6 +88,10 @@ type Config struct {
 	// timing and the cache: test builds inject disk faults there
 	// (node/testhook).
 	WrapLogStoreForTests func(raft.LogStore) raft.LogStore
+	// ApplyDelayForTests, when set, is waited before each batch the state
+	// machine applies: test builds make a node's ledger lag its commit
+	// index with it (node/testhook).
+	ApplyDelayForTests func() time.Duration
 
 	// Clock is the node's wall clock (default: the system's); MaxClockSkew
 	// bounds how far the leader's may differ from a majority of the
@@ -331,7 +335,7 @@ func (s *Store) startRaft(raftDir string) error {
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
-	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics}
+	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics, delayForTests: s.cfg.ApplyDelayForTests}
 	// The leader sends each new entry to every follower right after writing
 	// it; the cache spares reading it back from bbolt and decoding it again.
 	// Injected faults sit right above bbolt, as a failing disk would: the

@@ -41,7 +41,14 @@ const (
 	noFault    = ""
 	writeFault = "write" // fail before writing anything
 	fsyncFault = "fsync" // write, then fail: the entries may or may not be durable
+	// slowApply leaves the log store alone and makes the state machine
+	// wait SlowApplyDelay before each batch it applies: a node whose
+	// records disk is slow, so that its ledger lags its commit index.
+	slowApply = "slow-apply"
 )
+
+// SlowApplyDelay is how long each applied batch waits in slow-apply mode.
+const SlowApplyDelay = 2 * time.Second
 
 // faultFile is the current mode, re-read from its file at most every
 // `every`.
@@ -64,7 +71,7 @@ func (f *faultFile) current() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
-	if !f.readAt.IsZero() && now.Sub(f.readAt) < f.every {
+	if f.every > 0 && !f.readAt.IsZero() && now.Sub(f.readAt) < f.every {
 		return f.mode
 	}
 	f.readAt = now
@@ -79,14 +86,34 @@ func (f *faultFile) current() string {
 	}
 	f.lastRaw = text
 	switch text {
-	case noFault, writeFault, fsyncFault:
+	case noFault, writeFault, fsyncFault, slowApply:
 		f.logger.Warn("Test disk fault mode changed", "from", f.mode, "to", text)
 		f.mode = text
 	default:
 		f.logger.Warn("Unknown test disk fault mode; keeping the current one", "file", f.path, "content", text, "mode", f.mode,
-			"want", writeFault+", "+fsyncFault+" or nothing")
+			"want", writeFault+", "+fsyncFault+", "+slowApply+" or nothing")
 	}
 	return f.mode
+}
+
+// ApplyDelay returns how long the state machine should wait before each
+// batch, as the file DiskFaultFileEnv names says (SlowApplyDelay in
+// slow-apply mode, else 0), or nil when the variable is not set.
+func ApplyDelay(logger *slog.Logger) func() time.Duration {
+	path := os.Getenv(DiskFaultFileEnv)
+	if path == "" {
+		return nil
+	}
+	// Read on every batch, so that a test's change takes effect on the very
+	// next one: a file read is small beside a batch's fsync.
+	mode := newFaultFile(path, logger)
+	mode.every = 0
+	return func() time.Duration {
+		if mode.current() == slowApply {
+			return SlowApplyDelay
+		}
+		return 0
+	}
 }
 
 // faultyLogStore fails the writes of the log store under it as the fault

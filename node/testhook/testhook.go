@@ -17,7 +17,8 @@ const (
 	// DiskFaultFileEnv names a file holding the disk fault injected into
 	// the node's Raft log store: empty (or no file) for none, "write" (every
 	// write fails before anything is written) or "fsync" (the write reaches
-	// bbolt, then the call fails, as after a failed fsync); it is re-read
-	// while the node runs.
+	// bbolt, then the call fails, as after a failed fsync) or "slow-apply"
+	// (the log store works; the state machine waits 2 s before each batch,
+	// as on a slow records disk); it is re-read while the node runs.
 	DiskFaultFileEnv = "BUYTRACKER_TEST_DISK_FAULT_FILE"
 )

@@ -293,6 +293,7 @@ func run(args []string) error {
 		Clock: testhook.Clock(logger), MaxClockSkew: o.maxClockSkew,
 		MisapplyCentsForTests: testhook.MisapplyCents(),
 		WrapLogStoreForTests:  testhook.DiskFaults(logger),
+		ApplyDelayForTests:    testhook.ApplyDelay(logger),
 		HeartbeatTimeout:      o.heartbeatTimeout, ElectionTimeout: o.electionTimeout,
 		SnapshotThreshold: o.snapshotThreshold, SnapshotInterval: o.snapshotInterval,
 		TrailingLogs: o.trailingLogs,
