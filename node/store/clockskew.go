@@ -237,7 +237,7 @@ func (s *Store) handOverForSkew() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		if err := s.transferLeadership(s.raft.LeadershipTransfer); err != nil {
 			s.logger.Warn("Handing leadership over for clock skew failed", "error", err)
 		}
 	}()

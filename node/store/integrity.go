@@ -65,7 +65,7 @@ func (s *Store) watchApplyBlocked() {
 			continue
 		}
 		s.logger.Warn("Handing leadership over: this node cannot apply entries", "error", blocked)
-		if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		if err := s.transferLeadership(s.raft.LeadershipTransfer); err != nil {
 			s.logger.Warn("Handing leadership over while applying is blocked failed; will retry", "error", err)
 		}
 	}

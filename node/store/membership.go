@@ -161,10 +161,8 @@ func (s *Store) TransferLeadership(target string) error {
 	if s.raft.State() != raft.Leader {
 		return s.notLeaderError()
 	}
-	var f raft.Future
-	if target == "" {
-		f = s.raft.LeadershipTransfer()
-	} else {
+	start := s.raft.LeadershipTransfer
+	if target != "" {
 		srv, ok, err := s.server(target)
 		if err != nil {
 			return err
@@ -172,9 +170,9 @@ func (s *Store) TransferLeadership(target string) error {
 		if !ok || srv.Suffrage != raft.Voter {
 			return fmt.Errorf("%w: %s is not a voter", ErrInvalidTarget, target)
 		}
-		f = s.raft.LeadershipTransferToServer(srv.ID, srv.Address)
+		start = func() raft.Future { return s.raft.LeadershipTransferToServer(srv.ID, srv.Address) }
 	}
-	if err := f.Error(); err != nil {
+	if err := s.transferLeadership(start); err != nil {
 		if mapped := s.mapRaftError(err); mapped != err {
 			return fmt.Errorf("transfer leadership: %w", mapped)
 		}

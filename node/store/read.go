@@ -21,9 +21,10 @@ const (
 	// began: ReadIndex on the leader (confirm leadership with a quorum, then
 	// wait until the commit index noted before is applied).
 	Linearizable Consistency = "linearizable"
-	// Lease reads are served by the leader from its local state with no
-	// quorum round trip; a deposed leader may serve them until its lease
-	// runs out.
+	// Lease reads are served by the leader from its local state, once it
+	// has applied its commit index, with no quorum round trip while its
+	// read lease holds (lease.go); past it, the read confirms leadership
+	// as a linearizable one does, which renews the lease.
 	Lease Consistency = "lease"
 	// Stale reads are served by any node from its local state.
 	Stale Consistency = "stale"
@@ -69,28 +70,52 @@ func (s *Store) readBarrier(ctx context.Context, c Consistency) (time.Time, erro
 		if err := s.waitLeaderReady(ctx); err != nil {
 			return time.Time{}, err
 		}
-		if err := s.clocks.allows(s.leaderTerm.Load()); err != nil {
+		term := s.leaderTerm.Load()
+		if err := s.clocks.allows(term); err != nil {
+			return time.Time{}, err
+		}
+		if !s.lease.valid(term, time.Now()) {
+			return s.linearizableBarrier(ctx)
+		}
+		// Everything acknowledged before this read is committed at or
+		// below this index; the ledger may still be applying it (a slow
+		// records disk), and the read must wait for it.
+		if err := s.waitApplied(ctx, s.raft.CommitIndex()); err != nil {
 			return time.Time{}, err
 		}
 		return s.clock.Now(), nil
 	case Linearizable:
-		// The leader confirms its leadership for a round of reads; a
-		// follower asks the leader for that round's index. Either way the
-		// read is then served here once this node has applied the index.
-		res := s.readIndexRound(ctx)
-		if res.err != nil {
-			return time.Time{}, res.err
-		}
-		if err := s.ledger.WaitApplied(ctx, res.index); err != nil {
-			if herr := s.haltedError(); herr != nil {
-				return time.Time{}, herr
-			}
-			return time.Time{}, fmt.Errorf("%w: %v", ErrNoLeader, err)
-		}
-		return time.Unix(0, res.at), nil
+		return s.linearizableBarrier(ctx)
 	default:
 		return time.Time{}, fmt.Errorf("unknown consistency %q", c)
 	}
+}
+
+// linearizableBarrier waits for a read-index round and for this node's
+// ledger to apply its index, and returns the leader's clock at the round.
+func (s *Store) linearizableBarrier(ctx context.Context) (time.Time, error) {
+	// The leader confirms its leadership for a round of reads; a follower
+	// asks the leader for that round's index. Either way the read is then
+	// served here once this node has applied the index.
+	res := s.readIndexRound(ctx)
+	if res.err != nil {
+		return time.Time{}, res.err
+	}
+	if err := s.waitApplied(ctx, res.index); err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, res.at), nil
+}
+
+// waitApplied waits until the ledger has applied index.
+func (s *Store) waitApplied(ctx context.Context, index uint64) error {
+	if err := s.ledger.WaitApplied(ctx, index); err != nil {
+		if herr := s.haltedError(); herr != nil {
+			return herr
+		}
+		return fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	return nil
 }
 
 // ReadIndex returns an index such that a read served from a state machine
@@ -249,6 +274,9 @@ func (s *Store) readIndex() readIndexResult {
 	at := s.clock.Now().UnixNano()
 	// Any write acknowledged before these reads began is at or below it.
 	index := s.raft.CommitIndex()
+	// The quorum that confirms leadership below heard from this leader
+	// after now: that grants the read lease (lease.go).
+	leaseFrom := time.Now()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return readIndexResult{err: s.notLeaderError()}
@@ -258,5 +286,6 @@ func (s *Store) readIndex() readIndexResult {
 	if s.leaderTerm.Load() != term {
 		return readIndexResult{err: s.notLeaderError()}
 	}
+	s.lease.extend(term, leaseFrom.Add(time.Duration(float64(s.cfg.HeartbeatTimeout)*leaseFraction)))
 	return readIndexResult{index: index, at: at}
 }

@@ -185,9 +185,15 @@ type Store struct {
 	identityMu   sync.Mutex
 	identity     *dataIdentity
 	votesRefused atomic.Bool
-	disk         *diskSpace
-	logCache     *logCache
-	logRetry     *retryingLogStore
+	// startedAt is when this process opened the store (monotonic): it
+	// refuses votes for a heartbeat timeout after it (refuseVotes).
+	startedAt time.Time
+	// lease lets the leader serve lease reads without a quorum round
+	// trip, for a while after one.
+	lease    readLease
+	disk     *diskSpace
+	logCache *logCache
+	logRetry *retryingLogStore
 
 	buys    chan *pendingBuy
 	batches chan inflightBatch
@@ -236,6 +242,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		cfg:           cfg,
+		startedAt:     time.Now(),
 		logger:        cfg.Logger,
 		buys:          make(chan *pendingBuy, 16*cfg.MaxBatch),
 		batches:       make(chan inflightBatch, cfg.MaxInflight),
@@ -296,7 +303,7 @@ func (s *Store) startRaft(raftDir string) error {
 	s.peers, err = peer.Listen(peer.Config{
 		Bind: s.cfg.RaftBind, Advertise: s.cfg.RaftAdvertise,
 		TLS: s.cfg.PeerTLS, NamesID: s.cfg.NamesID, ResolveID: s.addrs.lookup,
-		RefuseVotes: s.votesRefused.Load,
+		RefuseVotes: s.refuseVotes,
 		Logger:      s.logger.With("module", "peer"),
 	})
 	if err != nil {
@@ -443,7 +450,7 @@ func (s *Store) HandOverLeadership() {
 	if s.raft.State() != raft.Leader || s.voters() < 2 {
 		return
 	}
-	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+	if err := s.transferLeadership(s.raft.LeadershipTransfer); err != nil {
 		s.logger.Warn("Handing leadership over before stopping failed", "error", err)
 		return
 	}
