@@ -200,8 +200,8 @@ func (c *Cluster) SetClock(n *Node, offset time.Duration) error {
 // "fsync" (after the write reached bbolt) or "" (no fault). The node
 // re-reads the file at most every 100 ms.
 func (c *Cluster) SetDiskFault(n *Node, mode string) error {
-	if mode != "" && mode != "write" && mode != "fsync" {
-		return fmt.Errorf("cluster: disk fault %q on %s: want \"\", \"write\" or \"fsync\"", mode, n.ID)
+	if mode != "" && mode != "write" && mode != "fsync" && mode != "slow-apply" {
+		return fmt.Errorf("cluster: disk fault %q on %s: want \"\", \"write\", \"fsync\" or \"slow-apply\"", mode, n.ID)
 	}
 	if err := os.WriteFile(n.faultFile, []byte(mode), 0o600); err != nil {
 		return fmt.Errorf("cluster: set the disk fault of %s: %w", n.ID, err)

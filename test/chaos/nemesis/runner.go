@@ -261,12 +261,9 @@ func (r *Runner) apply(ctx context.Context, step Step, a *Applied) (func(context
 		}
 		return func(context.Context) error { return r.resetClocks() }, nil
 
-	case DiskWriteErrors, DiskFsyncErrors:
+	case DiskWriteErrors, DiskFsyncErrors, DiskSlowApply:
 		target, note := r.pickRole(ctx, step, step.Pick%2 == 0)
-		mode := "write"
-		if step.Kind == DiskFsyncErrors {
-			mode = "fsync"
-		}
+		mode := map[Kind]string{DiskWriteErrors: "write", DiskFsyncErrors: "fsync", DiskSlowApply: "slow-apply"}[step.Kind]
 		a.Targets, a.Note = ids(target), note
 		if err := r.Cluster.SetDiskFault(target, mode); err != nil {
 			return nil, err

@@ -57,6 +57,9 @@ const (
 	// fail its writes (before writing, or after, as a failed fsync).
 	DiskWriteErrors Kind = "disk-write-errors"
 	DiskFsyncErrors Kind = "disk-fsync-errors"
+	// DiskSlowApply makes a member's ledger wait 2 s before each batch it
+	// applies (a slow records disk): its state lags its commit index.
+	DiskSlowApply Kind = "disk-slow-apply"
 	// DiskFull fills a member's data file system to the last byte.
 	DiskFull Kind = "disk-full"
 	// MembershipChange adds the spare (it joins as a non-voter and is
@@ -72,7 +75,7 @@ const (
 var AllKinds = []Kind{
 	PartitionLeaderMinority, PartitionLeaderMajority, OneWayFromLeader, OneWayToLeader,
 	Bridge, Flapping, PauseLeader, PauseFollower, KillLeader, KillFollower, LoseDataDir,
-	ClockSkew, DiskWriteErrors, DiskFsyncErrors, DiskFull, MembershipChange, SnapshotDuringPartition,
+	ClockSkew, DiskWriteErrors, DiskFsyncErrors, DiskSlowApply, DiskFull, MembershipChange, SnapshotDuringPartition,
 }
 
 // ParseKinds reads a comma-separated list of kinds; empty means all.
