@@ -106,6 +106,12 @@ func (c *check) indexOps() {
 			switch op.Outcome {
 			case history.OK:
 				c.report.Acked++
+				if op.Attempts > 1 {
+					c.report.AckedAfterRetry++
+				}
+				if op.Replayed {
+					c.report.AckedAsReplay++
+				}
 			case history.Fail:
 				c.report.Failed++
 			default:

@@ -16,6 +16,10 @@ type Report struct {
 	Acked   int // answered 201, including buys answered while settling
 	Failed  int // definitely not recorded (every attempt 503/507 or never sent)
 	Unknown int // never answered
+	// AckedAfterRetry counts acknowledged buys that needed more than one
+	// attempt; AckedAsReplay those answered as a replay (an earlier attempt
+	// whose answer was lost had recorded the purchase).
+	AckedAfterRetry, AckedAsReplay int
 	Replays int // replay operations answered
 	Reads   int // reads answered 200
 	// ReadsByConsistency counts answered reads per consistency level.
@@ -48,8 +52,8 @@ func (r Report) Summary() string {
 		levels = append(levels, fmt.Sprintf("%s %d", c, n))
 	}
 	sort.Strings(levels)
-	return fmt.Sprintf("%d ops: %d buys (%d acknowledged, %d failed, %d unknown: %d took effect, %d did not), %d replays, %d reads (%s), %d failed reads, %d purchases exported; porcupine %s in %v; %d anomalies",
-		r.Ops, r.Buys, r.Acked, r.Failed, r.Unknown, r.UnknownHappened, r.UnknownDropped, r.Replays, r.Reads,
+	return fmt.Sprintf("%d ops: %d buys (%d acknowledged, %d of them after retries, %d answered as replays of a lost answer; %d failed, %d unknown: %d took effect, %d did not), %d replays, %d reads (%s), %d failed reads, %d purchases exported; porcupine %s in %v; %d anomalies",
+		r.Ops, r.Buys, r.Acked, r.AckedAfterRetry, r.AckedAsReplay, r.Failed, r.Unknown, r.UnknownHappened, r.UnknownDropped, r.Replays, r.Reads,
 		strings.Join(levels, ", "), r.FailedReads, r.FinalPurchases, r.Linearizable, r.CheckDuration.Round(time.Millisecond), len(r.Anomalies))
 }
 
