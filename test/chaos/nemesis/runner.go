@@ -281,6 +281,9 @@ func (r *Runner) apply(ctx context.Context, step Step, a *Applied) (func(context
 	case MembershipChange:
 		return r.changeMembership(ctx, step, a)
 
+	case Compound:
+		return r.compound(ctx, step, a)
+
 	case SnapshotDuringPartition:
 		l, note := r.leader(ctx, step.Pick)
 		fs := r.followers(l)
@@ -297,6 +300,39 @@ func (r *Runner) apply(ctx context.Context, step Step, a *Applied) (func(context
 		return healNet, nil
 	}
 	return nil, fmt.Errorf("unknown fault kind %q", step.Kind)
+}
+
+// compound applies a step's network part, then its node part, and heals
+// them in the reverse order.
+func (r *Runner) compound(ctx context.Context, step Step, a *Applied) (func(context.Context) error, error) {
+	if len(step.Parts) != 2 {
+		return nil, fmt.Errorf("compound step with parts %v: want a network fault and a node fault", step.Parts)
+	}
+	var heals []func(context.Context) error
+	healAll := func(ctx context.Context) error {
+		var errs []error
+		for i := len(heals) - 1; i >= 0; i-- {
+			if heals[i] != nil {
+				errs = append(errs, heals[i](ctx))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, kind := range step.Parts {
+		part := step
+		part.Kind = kind
+		var pa Applied
+		heal, err := r.apply(ctx, part, &pa)
+		heals = append(heals, heal)
+		a.Targets = append(a.Targets, fmt.Sprintf("%s%v", kind, pa.Targets))
+		if pa.Note != "" {
+			a.Note += string(kind) + ": " + pa.Note + "; "
+		}
+		if err != nil {
+			return healAll, err
+		}
+	}
+	return healAll, nil
 }
 
 // pickRole returns the leader when leader is true, else a follower chosen

@@ -65,6 +65,9 @@ func TestEveryKindAppliesAndHeals(t *testing.T) {
 		if kind == ClockSkew {
 			step.ClockOffsets = []time.Duration{0, 3 * time.Second, 0}
 		}
+		if kind == Compound {
+			step.Parts = []Kind{PartitionLeaderMinority, KillFollower}
+		}
 		applied, err := r.Run(ctx, Schedule{Steps: []Step{step}})
 		if err != nil {
 			t.Fatalf("%s: %v", kind, err)

@@ -69,6 +69,17 @@ const (
 	// member snapshot and compact its log, then heals: the follower
 	// catches up from a snapshot.
 	SnapshotDuringPartition Kind = "snapshot-during-partition"
+	// Compound injects a network fault and, while it holds, a fault of a
+	// process, a clock or a disk (Step.Parts): a leader killed inside a
+	// partition, a follower paused across a bridge, a slow disk behind a
+	// one-way link.
+	Compound Kind = "compound"
+)
+
+// compoundNetwork and compoundNode are what a Compound step combines.
+var (
+	compoundNetwork = []Kind{PartitionLeaderMinority, PartitionLeaderMajority, OneWayFromLeader, OneWayToLeader, Bridge}
+	compoundNode    = []Kind{PauseLeader, PauseFollower, KillLeader, KillFollower, ClockSkew, DiskFsyncErrors, DiskSlowApply, DiskFull}
 )
 
 // AllKinds is every fault class, in a fixed order.
@@ -76,6 +87,7 @@ var AllKinds = []Kind{
 	PartitionLeaderMinority, PartitionLeaderMajority, OneWayFromLeader, OneWayToLeader,
 	Bridge, Flapping, PauseLeader, PauseFollower, KillLeader, KillFollower, LoseDataDir,
 	ClockSkew, DiskWriteErrors, DiskFsyncErrors, DiskSlowApply, DiskFull, MembershipChange, SnapshotDuringPartition,
+	Compound,
 }
 
 // ParseKinds reads a comma-separated list of kinds; empty means all.
@@ -111,12 +123,18 @@ type Step struct {
 	// ClockOffsets are the clock shifts of a ClockSkew step, one per
 	// member in id order (zero: unchanged).
 	ClockOffsets []time.Duration `json:"clock_offsets,omitempty"`
+	// Parts are a Compound step's network fault and node fault, applied in
+	// that order and healed in the reverse.
+	Parts []Kind `json:"parts,omitempty"`
 }
 
 func (s Step) String() string {
 	extra := ""
+	if len(s.Parts) > 0 {
+		extra += fmt.Sprintf(" parts=%v", s.Parts)
+	}
 	if len(s.ClockOffsets) > 0 {
-		extra = fmt.Sprintf(" offsets=%v", s.ClockOffsets)
+		extra += fmt.Sprintf(" offsets=%v", s.ClockOffsets)
 	}
 	return fmt.Sprintf("#%d %s pick=%d hold=%v gap=%v%s", s.N, s.Kind, s.Pick, s.Hold, s.Gap, extra)
 }
@@ -155,7 +173,10 @@ func Plan(seed uint64, n int, kinds []Kind, members int, timing Timing) Schedule
 			Hold: between(rng, timing.MinHold, timing.MaxHold),
 			Gap:  between(rng, timing.MinGap, timing.MaxGap),
 		}
-		if kind == ClockSkew {
+		if kind == Compound {
+			step.Parts = []Kind{compoundNetwork[rng.IntN(len(compoundNetwork))], compoundNode[rng.IntN(len(compoundNode))]}
+		}
+		if kind == ClockSkew || (kind == Compound && step.Parts[1] == ClockSkew) {
 			step.ClockOffsets = clockOffsets(rng, members)
 		}
 		s.Steps = append(s.Steps, step)
