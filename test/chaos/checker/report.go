@@ -20,8 +20,8 @@ type Report struct {
 	// attempt; AckedAsReplay those answered as a replay (an earlier attempt
 	// whose answer was lost had recorded the purchase).
 	AckedAfterRetry, AckedAsReplay int
-	Replays int // replay operations answered
-	Reads   int // reads answered 200
+	Replays                        int // replay operations answered
+	Reads                          int // reads answered 200
 	// ReadsByConsistency counts answered reads per consistency level.
 	ReadsByConsistency map[string]int
 	FailedReads        int
