@@ -159,7 +159,11 @@ func (r *BuyTrackerReconciler) reconcileIssuedCertificates(ctx context.Context, 
 		return certState{}, err
 	}
 	state := certState{status: &buytrackerv1alpha1.TLSStatus{Issuer: issuer}}
-	bundle, firstEnd, notReady := []byte(nil), time.Time{}, []string(nil)
+	var (
+		bundle            []byte
+		firstEnd          time.Time
+		notReady, waiting []string
+	)
 	for _, pod := range pods {
 		ready, why, notAfter := certificateReady(certs[pod])
 		if !ready {
@@ -174,11 +178,17 @@ func (r *BuyTrackerReconciler) reconcileIssuedCertificates(ctx context.Context, 
 				return certState{}, err
 			}
 		} else if o, _ := n.ordinal(pod); o < initial {
-			if missing, err := r.statefulSetMissing(ctx, bt, n); err != nil {
-				return certState{}, err
-			} else if missing {
-				state.hold = fmt.Sprintf("waiting for %s to issue the certificate of %s (Secret %s) before creating the StatefulSet", issuer, pod, n.memberSecret(pod))
-			}
+			waiting = append(waiting, pod)
+		}
+	}
+	if len(waiting) > 0 {
+		missing, err := r.statefulSetMissing(ctx, bt, n)
+		if err != nil {
+			return certState{}, err
+		}
+		if missing {
+			state.hold = fmt.Sprintf("waiting for %s to issue the certificates of %s (Secrets %s) before creating the StatefulSet",
+				issuer, strings.Join(waiting, ", "), strings.Join(secretNames(n, waiting), ", "))
 		}
 	}
 	state.bundle = bundle
