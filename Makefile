@@ -140,8 +140,12 @@ run-operator: manifests generate ## Run the operator against the current kubecon
 envtest-assets: ## Build kube-apiserver and etcd for envtest (cached; ~6 min cold on 2 cores).
 	hack/build-k8s-assets.sh kube-apiserver etcd
 
+.PHONY: cert-manager-assets
+cert-manager-assets: ## Build cert-manager's CA-issuing controllers and copy its CRDs, for envtest (cached; ~1-2 min cold).
+	hack/build-cert-manager.sh
+
 .PHONY: test-operator
-test-operator: envtest-assets ## API, builder, planner and envtest tests of the operator (real kube-apiserver and etcd).
+test-operator: envtest-assets cert-manager-assets ## API, builder, planner and envtest tests of the operator (real kube-apiserver, etcd and cert-manager).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BUYTRACKER_REQUIRE_ENVTEST=1 \
 	  $(GO) test $(GOFLAGS_TEST) -timeout 15m . ./api/... ./controllers/...
 

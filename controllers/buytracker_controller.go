@@ -77,6 +77,7 @@ type BuyTrackerReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;patch;delete
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch;delete
 
 // Reconcile brings one BuyTracker one step closer to its spec: children
 // first, then at most one membership, scaling or rollout step, then status,
@@ -95,11 +96,12 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	var (
 		view      *clusterView
 		tlsStatus *buytrackerv1alpha1.TLSStatus
+		certCond  *metav1.Condition
 		volumes   *metav1.Condition
 		next      = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
 	)
 	defer func() {
-		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, volumes: volumes, next: next}, err)
+		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, certificates: certCond, volumes: volumes, next: next}, err)
 		switch {
 		case apierrors.IsConflict(serr):
 			// The cache held an older BuyTracker than the server: look
@@ -133,7 +135,11 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		logf.FromContext(ctx).V(1).Info("Certificate Secret changed since it was read; observing again", "error", err)
 		return ctrl.Result{RequeueAfter: r.intervals().Progress}, nil
 	}
-	tlsStatus = certs.status
+	tlsStatus, certCond = certs.status, certs.condition
+	if certs.hold != "" {
+		next = wait(buytrackerv1alpha1.ReasonWaitingForCertificates, "%s", certs.hold)
+		return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
+	}
 	admin := adminCredentials{token: token, caBundle: certs.bundle}
 	if err := r.reconcileServices(ctx, &bt, n); err != nil {
 		return ctrl.Result{}, err
@@ -189,10 +195,11 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // passReport is what one pass learnt, for the status written at its end;
 // nil parts were not reached and keep what the status said.
 type passReport struct {
-	view    *clusterView
-	tls     *buytrackerv1alpha1.TLSStatus
-	volumes *metav1.Condition
-	next    step
+	view         *clusterView
+	tls          *buytrackerv1alpha1.TLSStatus
+	certificates *metav1.Condition
+	volumes      *metav1.Condition
+	next         step
 }
 
 // writeStatus patches the status when this pass changed it, and only then.
@@ -203,6 +210,9 @@ func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1
 	}
 	if p.volumes != nil {
 		meta.SetStatusCondition(&status.Conditions, *p.volumes)
+	}
+	if p.certificates != nil {
+		meta.SetStatusCondition(&status.Conditions, *p.certificates)
 	}
 	if equality.Semantic.DeepEqual(status, bt.Status) {
 		return nil
@@ -245,8 +255,21 @@ func (r *BuyTrackerReconciler) intervals() Intervals {
 
 // SetupWithManager registers the reconciler: it runs on changes of a
 // BuyTracker's spec or annotations, of its children and of its pods.
+//
+// cert-manager's Certificates are watched when the API server serves them
+// at start-up; without them (installed later) the pass polls them instead
+// while they are not Ready.
 func (r *BuyTrackerReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	switch _, err := mgr.GetRESTMapper().RESTMapping(certificateGVK.GroupKind(), certificateGVK.Version); {
+	case err == nil:
+		b = b.Owns(newCertificate())
+	case meta.IsNoMatchError(err):
+		mgr.GetLogger().Info("cert-manager's Certificates are not served: BuyTrackers that name an issuer report CertManagerMissing until they are", "kind", certificateGVK.String())
+	default:
+		return fmt.Errorf("look up %s: %w", certificateGVK, err)
+	}
+	return b.
 		// Annotations too: buytracker.dev/rotate-ca asks for a CA rotation.
 		For(&buytrackerv1alpha1.BuyTracker{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&appsv1.StatefulSet{}).

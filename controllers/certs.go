@@ -61,6 +61,11 @@ type certState struct {
 	status *buytrackerv1alpha1.TLSStatus
 	// requeue is how soon the step wants to run again (0: no need).
 	requeue time.Duration
+	// condition is the CertificatesReady condition.
+	condition *metav1.Condition
+	// hold, when set, says why the pass must stop before the StatefulSet:
+	// a pod would start without its certificate.
+	hold string
 }
 
 // authority is the CA Secret, parsed.
@@ -79,7 +84,26 @@ type authority struct {
 // re-issue every member from it, drop the old one. Each step starts only
 // once every member Secret has the previous one and the pods had time to
 // read it.
+//
+// When spec.peerTLS.issuerRef names an issuer, cert-manager issues them
+// instead (reconcileIssuedCertificates).
 func (r *BuyTrackerReconciler) reconcileCertificates(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initial int32) (certState, error) {
+	if ref := bt.PeerIssuer(); ref != nil {
+		return r.reconcileIssuedCertificates(ctx, bt, n, initial, ref)
+	}
+	if err := r.releaseCertificates(ctx, bt, n); err != nil {
+		return certState{}, err
+	}
+	state, err := r.reconcileOwnCertificates(ctx, bt, n, initial)
+	if err == nil {
+		state.condition = certificatesCondition(bt, metav1.ConditionTrue, buytrackerv1alpha1.ReasonIssuedByOperator,
+			"the operator issues the member certificates from its CA in Secret %s", n.caSecret())
+	}
+	return state, err
+}
+
+// reconcileOwnCertificates issues the certificates from the operator's CA.
+func (r *BuyTrackerReconciler) reconcileOwnCertificates(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initial int32) (certState, error) {
 	now := r.clock()
 	ca, err := r.reconcileCA(ctx, bt, n, now)
 	if err != nil {
@@ -267,7 +291,9 @@ func (r *BuyTrackerReconciler) patchCA(ctx context.Context, current *corev1.Secr
 // memberSecrets returns, by pod name, the member Secrets that exist and nil
 // for the members that need one: every ordinal the cluster has or is about
 // to have. Secrets of members that went stay, and are kept current, so
-// that a pod coming back finds a valid certificate.
+// that a pod coming back finds a valid certificate. A Secret the BuyTracker
+// owns without controlling it was written by cert-manager while it issued
+// (spec.peerTLS.issuerRef); the operator takes it back.
 func (r *BuyTrackerReconciler) memberSecrets(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initial int32) (map[string]*corev1.Secret, error) {
 	var list corev1.SecretList
 	if err := r.List(ctx, &list, client.InNamespace(bt.Namespace), client.MatchingLabels(n.selectorLabels())); err != nil {
@@ -277,17 +303,23 @@ func (r *BuyTrackerReconciler) memberSecrets(ctx context.Context, bt *buytracker
 	for i := range list.Items {
 		s := &list.Items[i]
 		if pod, ok := strings.CutSuffix(s.Name, "-tls"); ok {
-			if o, ok := n.ordinal(pod); ok && o < maxMembers && metav1.IsControlledBy(s, bt) {
+			if o, ok := n.ordinal(pod); ok && o < maxMembers && ownedBy(s, bt) {
 				out[pod] = s
 			}
 		}
 	}
-	for i := range min(max(bt.DesiredReplicas(), bt.Status.Replicas, initial), maxMembers) {
-		if _, ok := out[n.pod(i)]; !ok {
-			out[n.pod(i)] = nil
+	for _, pod := range wantedMembers(bt, initial, n) {
+		if _, ok := out[pod]; !ok {
+			out[pod] = nil
 		}
 	}
 	return out, nil
+}
+
+// ownedBy reports whether obj has an owner reference to bt, controller or
+// not.
+func ownedBy(obj metav1.Object, bt *buytrackerv1alpha1.BuyTracker) bool {
+	return slices.ContainsFunc(obj.GetOwnerReferences(), func(o metav1.OwnerReference) bool { return o.UID == bt.UID })
 }
 
 // reconcileMemberSecret makes the member's Secret trust the CA's bundle
@@ -295,7 +327,7 @@ func (r *BuyTrackerReconciler) memberSecrets(ctx context.Context, bt *buytracker
 // not in its last third of life; it reports whether it wrote.
 func (r *BuyTrackerReconciler) reconcileMemberSecret(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, ca *authority, pod string, existing *corev1.Secret, now time.Time) (*corev1.Secret, bool, error) {
 	names := memberDNSNames(n, pod)
-	if existing != nil && bytes.Equal(existing.Data[keyCABundle], ca.bundle) && memberCertCurrent(existing.Data, ca.cert, pod, names, now) {
+	if existing != nil && metav1.IsControlledBy(existing, bt) && bytes.Equal(existing.Data[keyCABundle], ca.bundle) && memberCertCurrent(existing.Data, ca.cert, pod, names, now) {
 		return existing, false, nil
 	}
 	data := map[string][]byte{keyCABundle: ca.bundle}
@@ -322,6 +354,8 @@ func (r *BuyTrackerReconciler) reconcileMemberSecret(ctx context.Context, bt *bu
 	s := existing.DeepCopy()
 	patch := client.MergeFromWithOptions(existing.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	s.Data = data
+	// Controlled by the BuyTracker again if cert-manager wrote it last.
+	s.OwnerReferences = childMeta(bt, n, s.Name).OwnerReferences
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}

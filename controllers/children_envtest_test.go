@@ -43,7 +43,13 @@ func newDirectFixture(t *testing.T, spec buytrackerv1alpha1.BuyTrackerSpec) *dir
 // newDirectFixtureIn is newDirectFixture in a namespace the test made.
 func newDirectFixtureIn(t *testing.T, ns string, spec buytrackerv1alpha1.BuyTrackerSpec) *directFixture {
 	t.Helper()
-	s := needAPIServer(t)
+	return newDirectFixtureOn(t, needAPIServer(t), ns, spec)
+}
+
+// newDirectFixtureOn is newDirectFixtureIn on another API server than the
+// shared one.
+func newDirectFixtureOn(t *testing.T, s *apiServer, ns string, spec buytrackerv1alpha1.BuyTrackerSpec) *directFixture {
+	t.Helper()
 	bt := &buytrackerv1alpha1.BuyTracker{ObjectMeta: metav1.ObjectMeta{Name: "promo", Namespace: ns}, Spec: spec}
 	if err := s.client.Create(context.Background(), bt); err != nil {
 		t.Fatalf("create buytracker: %v", err)

@@ -59,7 +59,8 @@ func reasonLeaves(from, to string) func(*metav1.Condition, metav1.Condition) boo
 
 // conditionEvents: the cluster losing or regaining its quorum, a member
 // going down or coming back, disks filling and freeing, the leader's clock
-// going off and back, and volume expansion that cannot go on or is done.
+// going off and back, volume expansion that cannot go on or is done, and
+// cert-manager's certificates missing, not Ready, or all Ready.
 var conditionEvents = []conditionEvent{
 	{buytrackerv1alpha1.ConditionAvailable, becomes(metav1.ConditionTrue, ""), corev1.EventTypeNormal, "Available"},
 	{buytrackerv1alpha1.ConditionAvailable, becomes(metav1.ConditionFalse, ""), corev1.EventTypeWarning, "Unavailable"},
@@ -72,6 +73,9 @@ var conditionEvents = []conditionEvent{
 	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonBecomes(buytrackerv1alpha1.ReasonExpansionNotAllowed), corev1.EventTypeWarning, "VolumeExpansionNotAllowed"},
 	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonBecomes(buytrackerv1alpha1.ReasonExpansionFailed), corev1.EventTypeWarning, "VolumeExpansionFailed"},
 	{buytrackerv1alpha1.ConditionVolumeExpansion, reasonLeaves(buytrackerv1alpha1.ReasonVolumesExpanding, buytrackerv1alpha1.ReasonVolumesAtSize), corev1.EventTypeNormal, "VolumesExpanded"},
+	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerMissing), corev1.EventTypeWarning, "CertManagerMissing"},
+	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerNotReady), corev1.EventTypeWarning, "CertificatesNotReady"},
+	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerReady), corev1.EventTypeNormal, "CertificatesReady"},
 }
 
 // recordHealthChanges records the Event of every condition that entered a

@@ -53,7 +53,9 @@ func runTests(m *testing.M) int {
 		return m.Run()
 	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		// cert-manager's Certificate CRD (v1.21.2, verbatim from its
+		// deploy/crds), for BuyTrackers that name an issuer.
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases"), filepath.Join("testdata", "crds")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}

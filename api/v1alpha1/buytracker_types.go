@@ -57,6 +57,13 @@ type BuyTrackerSpec struct {
 	// +optional
 	TLS *ClientTLSSpec `json:"tls,omitempty"`
 
+	// peerTLS says who issues the certificates of the members' mutual TLS
+	// (the Raft port and every member-to-member call; spec.tls is the
+	// client port's). Unset, or without issuerRef: the operator runs a CA
+	// of its own per BuyTracker.
+	// +optional
+	PeerTLS *PeerTLSSpec `json:"peerTLS,omitempty"`
+
 	// clientAuth names the Secret of client tokens and their roles; unset,
 	// POST /buy and GET /stats are open and GET /buys is refused.
 	// +optional
@@ -205,6 +212,37 @@ type ClientTLSSpec struct {
 	SecretName string `json:"secretName"`
 }
 
+// PeerTLSSpec says who issues the members' certificates.
+type PeerTLSSpec struct {
+	// issuerRef names a cert-manager Issuer (in the BuyTracker's namespace)
+	// or ClusterIssuer: the operator then creates one cert-manager
+	// Certificate per member, whose Secret <pod>-tls the pods mount, and
+	// issues, renews and rotates nothing itself. The issuer must fill
+	// ca.crt (a CA Issuer does) with the CA that signs every member. Unset:
+	// the operator issues from its own CA (Secret <name>-ca).
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+}
+
+// IssuerReference names a cert-manager issuer.
+type IssuerReference struct {
+	// name of the Issuer or ClusterIssuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// kind is Issuer (in the BuyTracker's namespace) or ClusterIssuer.
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// +kubebuilder:default=Issuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// group of the issuer: cert-manager.io, cert-manager's own issuers.
+	// +kubebuilder:validation:Enum=cert-manager.io
+	// +kubebuilder:default=cert-manager.io
+	// +optional
+	Group string `json:"group,omitempty"`
+}
+
 // ClientAuthSpec names the client tokens.
 type ClientAuthSpec struct {
 	// secretName is a Secret in the BuyTracker's namespace whose key
@@ -264,24 +302,30 @@ type BuyTrackerStatus struct {
 	TLS *TLSStatus `json:"tls,omitempty"`
 
 	// conditions are Available, Progressing, Degraded, DiskPressure,
-	// ClockSkew and VolumeExpansion.
+	// ClockSkew, VolumeExpansion and CertificatesReady.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
-// TLSStatus reports the certificates the operator issues for the members'
-// mutual TLS.
+// TLSStatus reports the certificates of the members' mutual TLS.
 type TLSStatus struct {
-	// caSecret names the Secret holding the cluster's CA.
+	// issuer is the cert-manager issuer of the member certificates, as
+	// Kind/name (Issuer/promo-ca, ClusterIssuer/corp); empty when the
+	// operator issues them from its own CA.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+	// caSecret names the Secret holding the cluster's CA (only when the
+	// operator issues).
 	// +optional
 	CASecret string `json:"caSecret,omitempty"`
 	// caNotAfter is when the CA that issues member certificates expires.
 	// +optional
 	CANotAfter *metav1.Time `json:"caNotAfter,omitempty"`
 	// membersNotAfter is when the first member certificate expires; the
-	// operator renews each once less than a third of its life remains.
+	// operator (or cert-manager) renews each once less than a third of its
+	// life remains.
 	// +optional
 	MembersNotAfter *metav1.Time `json:"membersNotAfter,omitempty"`
 	// caRotation is the step of a CA rotation under way (PublishingBundle,

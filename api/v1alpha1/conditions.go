@@ -22,6 +22,10 @@ const (
 	// to spec.storage.size; False when they hold it, or when they cannot be
 	// grown (the reason says why).
 	ConditionVolumeExpansion = "VolumeExpansion"
+	// ConditionCertificatesReady says who issues the members' certificates
+	// (the reason) and, when cert-manager does, whether every member's
+	// Certificate is Ready.
+	ConditionCertificatesReady = "CertificatesReady"
 )
 
 // Reasons of the Available condition.
@@ -44,6 +48,10 @@ const (
 	// ReasonReplacingMember: a halted member is being replaced by a new,
 	// empty incarnation.
 	ReasonReplacingMember = "ReplacingMember"
+	// ReasonWaitingForCertificates: cert-manager has not issued the
+	// certificate of every initial member yet, or its CRD is missing; the
+	// StatefulSet waits.
+	ReasonWaitingForCertificates = "WaitingForCertificates"
 )
 
 // Reasons of the Degraded condition.
@@ -87,9 +95,27 @@ const (
 	ReasonExpansionFailed     = "ExpansionFailed"
 )
 
+// Reasons of the CertificatesReady condition.
+const (
+	// ReasonIssuedByOperator (True): the operator issues the members'
+	// certificates from its own CA.
+	ReasonIssuedByOperator = "IssuedByOperator"
+	// ReasonCertManagerReady (True): cert-manager issues them
+	// (spec.peerTLS.issuerRef) and every member's Certificate is Ready.
+	ReasonCertManagerReady = "CertManagerReady"
+	// ReasonCertManagerNotReady (False): a member's Certificate is not
+	// Ready; the message names them with cert-manager's reason.
+	ReasonCertManagerNotReady = "CertManagerNotReady"
+	// ReasonCertManagerMissing (False): spec.peerTLS.issuerRef names an
+	// issuer, but the API server does not serve cert-manager's
+	// Certificates (cert-manager.io/v1): nothing is created until it does.
+	ReasonCertManagerMissing = "CertManagerMissing"
+)
+
 // AnnotationRotateCA on a BuyTracker asks for a new CA: set it to any value
 // other than the last one and the operator rotates the cluster's CA, with
-// an overlap, through the steps below.
+// an overlap, through the steps below. It does nothing while cert-manager
+// issues the certificates (spec.peerTLS.issuerRef): its issuer owns the CA.
 const AnnotationRotateCA = "buytracker.dev/rotate-ca"
 
 // Steps of a CA rotation, reported in status.tls.caRotation (empty when

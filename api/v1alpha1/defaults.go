@@ -23,3 +23,25 @@ func (bt *BuyTracker) DesiredReplicas() int32 {
 func (bt *BuyTracker) ReplacesHaltedMembers() bool {
 	return bt.Spec.Integrity.ReplaceHaltedMembers == nil || *bt.Spec.Integrity.ReplaceHaltedMembers
 }
+
+// Defaults of spec.peerTLS.issuerRef.
+const (
+	DefaultIssuerKind  = "Issuer"
+	DefaultIssuerGroup = "cert-manager.io"
+)
+
+// PeerIssuer is spec.peerTLS.issuerRef with its defaults filled in, or nil
+// when the operator issues the members' certificates itself.
+func (bt *BuyTracker) PeerIssuer() *IssuerReference {
+	if bt.Spec.PeerTLS == nil || bt.Spec.PeerTLS.IssuerRef == nil {
+		return nil
+	}
+	ref := *bt.Spec.PeerTLS.IssuerRef
+	if ref.Kind == "" {
+		ref.Kind = DefaultIssuerKind
+	}
+	if ref.Group == "" {
+		ref.Group = DefaultIssuerGroup
+	}
+	return &ref
+}
