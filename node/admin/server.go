@@ -34,6 +34,7 @@ type Store interface {
 	RemoveMember(id string) (uint64, error)
 	TransferLeadership(target string) error
 	Snapshot() (uint64, error)
+	Backup(ctx context.Context, c store.Consistency) (*ledger.Capture, error)
 	Ready() (bool, string)
 }
 
@@ -65,6 +66,7 @@ func New(st Store, token string, logger *slog.Logger, forwardTLS *tls.Config) (*
 	s.mux.HandleFunc("DELETE /cluster/members/{id}", s.handleRemoveMember)
 	s.mux.HandleFunc("POST /cluster/leadership-transfer", s.handleTransfer)
 	s.mux.HandleFunc("POST /snapshot", s.handleSnapshot)
+	s.mux.HandleFunc("GET /backup", s.handleBackup)
 	// Profiles, behind the same token, for diagnosing a live node.
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -134,3 +134,13 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
 }
+
+// GET /backup's headers: the index and purchase count are known before the
+// stream starts; the checksum (hex SHA-256 of the stream before its own
+// trailer) is sent as an HTTP trailer.
+const (
+	HeaderBackupIndex     = "Buytracker-Backup-Index"
+	HeaderBackupPurchases = "Buytracker-Backup-Purchases"
+	HeaderBackupCreatedAt = "Buytracker-Backup-Created-At"
+	TrailerBackupChecksum = "Buytracker-Backup-Checksum"
+)

@@ -52,19 +52,54 @@ type ledgerSnapshot struct {
 func (l *Ledger) Snapshot() (raft.FSMSnapshot, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
+	return l.snapshotLocked(l.applied.Load()), nil
+}
+
+// Capture is a point-in-time view of the ledger for a backup: the state at
+// one applied index, read while Apply goes on.
+type Capture struct{ snap *ledgerSnapshot }
+
+// Capture takes a view of the ledger as it is now. It holds the read lock
+// only to note the count and the node table; Stream reads the records
+// later, a chunk per read lock.
+func (l *Ledger) Capture() (*Capture, error) {
+	if err := l.Halted(); err != nil {
+		return nil, err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.db == nil {
+		return nil, errClosed
+	}
+	// Under the lock lastIndex moves with count, which the applied index
+	// (set after the lock is released) does not.
+	return &Capture{snap: l.snapshotLocked(l.st.lastIndex)}, nil
+}
+
+// Index is the log index the view reflects.
+func (c *Capture) Index() uint64 { return c.snap.applied }
+
+// Purchases is how many purchases the view holds.
+func (c *Capture) Purchases() uint64 { return c.snap.count }
+
+// Stream writes the view in the snapshot format Restore reads. It fails if
+// the ledger's records were replaced by a Raft snapshot meanwhile.
+func (c *Capture) Stream(w io.Writer) error { return c.snap.write(w) }
+
+func (l *Ledger) snapshotLocked(applied uint64) *ledgerSnapshot {
 	snap := &ledgerSnapshot{
 		ledger:         l,
 		dbSeq:          l.dbSeq,
 		count:          l.st.count,
 		lastRecordedAt: l.st.lastRecordedAt,
-		applied:        l.applied.Load(),
+		applied:        applied,
 	}
 	for _, n := range l.st.nodes {
 		snap.nodes = append(snap.nodes, n)
 	}
 	// Map order is random; sorted, equal states give equal snapshot bytes.
 	sort.Slice(snap.nodes, func(i, j int) bool { return snap.nodes[i].ID < snap.nodes[j].ID })
-	return snap, nil
+	return snap
 }
 
 // Persist implements raft.FSMSnapshot.
@@ -161,7 +196,7 @@ func (l *Ledger) Restore(rc io.ReadCloser) error {
 		discard(rc)
 		return err
 	}
-	st, applied, err := readSnapshot(rc, db, l.opts)
+	st, applied, err := readSnapshot(rc, db, l.opts, false)
 	if err != nil {
 		discard(rc)
 		path := db.Path()
@@ -189,7 +224,29 @@ func (l *Ledger) Restore(rc io.ReadCloser) error {
 // restoreBatch is how many records Restore writes per bbolt transaction.
 const restoreBatch = 16384
 
-func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error) {
+// SnapshotInfo is what CheckSnapshot learned from a snapshot stream.
+type SnapshotInfo struct {
+	// Index is the log index the snapshot reflects.
+	Index uint64
+	// Purchases is how many purchases it holds.
+	Purchases uint64
+}
+
+// CheckSnapshot reads a whole snapshot stream as Restore would, every
+// record decoded and validated and the checksum compared, but stores
+// nothing. The stream must end with its checksum.
+func CheckSnapshot(r io.Reader) (SnapshotInfo, error) {
+	st, applied, err := readSnapshot(r, nil, Options{}, true)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("check ledger snapshot: %w", err)
+	}
+	return SnapshotInfo{Index: applied, Purchases: st.count}, nil
+}
+
+// readSnapshot reads a snapshot stream into db and a new state. With a nil
+// db it only checks the records; with exact, bytes after the checksum are
+// an error.
+func readSnapshot(r io.Reader, db *bolt.DB, opts Options, exact bool) (*state, uint64, error) {
 	br := &checksumReader{r: bufio.NewReaderSize(r, 256<<10), crc: crc32.New(crcTable)}
 	magic := make([]byte, len(snapshotMagic)+1)
 	if _, err := io.ReadFull(br, magic); err != nil {
@@ -230,8 +287,7 @@ func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error
 	}
 	hash := newRecordsHash()
 	for done := uint64(0); done < count; {
-		err := db.Update(func(tx *bolt.Tx) error {
-			b := appendBucket(tx)
+		err := updateRecords(db, func(b *bolt.Bucket) error {
 			for end := min(done+restoreBatch, count); done < end; done++ {
 				n, err := binary.ReadUvarint(br)
 				if err != nil {
@@ -256,8 +312,10 @@ func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error
 				if err := ValidatePurchase(&rec.Purchase); err != nil {
 					return fmt.Errorf("record %d: %w", rec.ID, err)
 				}
-				if err := b.Put(recordKey(rec.ID), raw); err != nil {
-					return err
+				if b != nil {
+					if err := b.Put(recordKey(rec.ID), raw); err != nil {
+						return err
+					}
 				}
 				st.count = rec.ID
 				st.index(&rec)
@@ -285,7 +343,21 @@ func readSnapshot(r io.Reader, db *bolt.DB, opts Options) (*state, uint64, error
 	if binary.BigEndian.Uint32(trailer[:]) != sum {
 		return nil, 0, errors.New("checksum mismatch")
 	}
+	if exact {
+		if n, _ := io.Copy(io.Discard, br.r); n > 0 {
+			return nil, 0, fmt.Errorf("%d bytes follow the snapshot's checksum", n)
+		}
+	}
 	return st, applied, nil
+}
+
+// updateRecords runs fn in a records transaction, or with a nil bucket when
+// there is no database (a check that stores nothing).
+func updateRecords(db *bolt.DB, fn func(*bolt.Bucket) error) error {
+	if db == nil {
+		return fn(nil)
+	}
+	return db.Update(func(tx *bolt.Tx) error { return fn(appendBucket(tx)) })
 }
 
 // checksumReader hashes exactly the bytes its caller consumes, which a

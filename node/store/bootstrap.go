@@ -43,8 +43,11 @@ var errNotAMember = errors.New("not a member of the cluster: add it through the 
 // empty takes part. Votes are refused until it has decided.
 func (s *Store) startFresh() {
 	defer s.wg.Done()
-	if s.inInitialCluster() {
-		exists, err := s.clusterExists()
+	// With a backup to restore, the decision was taken before Raft started
+	// (restore.go): here the cluster exists, and an empty bootstrap would
+	// lose the backup's state.
+	if s.inInitialCluster() && s.cfg.RestoreFrom == nil {
+		exists, err := s.clusterExists(s.stop)
 		if err != nil {
 			return // stopping
 		}
@@ -61,7 +64,7 @@ func (s *Store) startFresh() {
 // clusterExists asks the other initial members whether they hold data
 // beyond the bootstrap configuration, until one says yes or enough have said
 // no to make a majority with this node.
-func (s *Store) clusterExists() (bool, error) {
+func (s *Store) clusterExists(done <-chan struct{}) (bool, error) {
 	var others []raft.Server
 	for _, srv := range s.cfg.InitialCluster {
 		if string(srv.ID) != s.cfg.ID {
@@ -96,7 +99,7 @@ func (s *Store) clusterExists() (bool, error) {
 				"waiting_for", strings.Join(missing, ","))
 		}
 		select {
-		case <-s.stop:
+		case <-done:
 			return false, ErrClosed
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -130,6 +133,10 @@ func (s *Store) join() {
 	if id == nil || !id.Joining {
 		var err error
 		if id, err = newIdentity(s.cfg.ID, s.cfg.ClusterID, true); err == nil {
+			if s.cfg.RestoreFrom != nil {
+				// Started with --restore-from, it found the cluster there.
+				id.RestoreFrom = s.cfg.RestoreFrom.Checksum
+			}
 			err = writeIdentity(s.cfg.DataDir, id)
 		}
 		if err != nil {

@@ -37,8 +37,15 @@ type dataIdentity struct {
 	// Joining is true from the moment an empty node learns the cluster
 	// already exists until it sees itself added back as a non-voter: until
 	// then it must not vote, since it forgot every vote it cast.
-	Joining   bool      `json:"joining,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Joining bool `json:"joining,omitempty"`
+	// RestoreFrom is the checksum of the backup the node was started with
+	// (--restore-from) on this data dir, so a restart with the same flag
+	// is not taken for a restore over existing state. RestoredIndex is
+	// the backup's index when this node restored it as the cluster's
+	// starting state: up to it the node holds nothing beyond that state.
+	RestoreFrom   string    `json:"restore_from,omitempty"`
+	RestoredIndex uint64    `json:"restored_index,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // dataDirState is what a node finds in its data dir at start.

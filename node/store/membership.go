@@ -77,9 +77,10 @@ func (s *Store) Status() adminapi.Status {
 		AppliedIndex:  s.ledger.AppliedIndex(),
 		Joining:       s.votesRefused.Load(),
 	}
-	// Anything beyond the bootstrap configuration (index 1) means a leader
-	// served: the cluster exists.
-	st.HasData = st.LastIndex > 1 || s.lastSnapshotIndex() > 0
+	// Anything beyond the bootstrap configuration (index 1), or beyond the
+	// restored backup's state, means a leader served: the cluster exists.
+	base := s.baseIndex()
+	st.HasData = st.LastIndex > max(1, base) || s.lastSnapshotIndex() > base
 	if id := s.currentIdentity(); id != nil {
 		st.ClusterID, st.Incarnation = id.ClusterID, id.Incarnation
 	}

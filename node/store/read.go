@@ -289,3 +289,20 @@ func (s *Store) readIndex() readIndexResult {
 	s.lease.extend(term, leaseFrom.Add(time.Duration(float64(s.cfg.HeartbeatTimeout)*leaseFraction)))
 	return readIndexResult{index: index, at: at}
 }
+
+// Backup returns a point-in-time view of the ledger, for GET /backup, after
+// the read barrier for c: with Linearizable it reflects every purchase
+// acknowledged before the call. Apply goes on while the view is streamed.
+func (s *Store) Backup(ctx context.Context, c Consistency) (*ledger.Capture, error) {
+	if err := s.ReadBarrier(ctx, c); err != nil {
+		return nil, err
+	}
+	capture, err := s.ledger.Capture()
+	if err != nil {
+		if herr := s.haltedError(); herr != nil {
+			return nil, herr
+		}
+		return nil, fmt.Errorf("capture the ledger: %w", err)
+	}
+	return capture, nil
+}

@@ -21,6 +21,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/buytracker/buytracker/node/backup"
 	"github.com/buytracker/buytracker/node/clock"
 	"github.com/buytracker/buytracker/node/ledger"
 	"github.com/buytracker/buytracker/node/peer"
@@ -111,6 +112,10 @@ type Config struct {
 	// LogCacheBytes bounds the data of the recent log entries kept in
 	// memory; zero picks 32 MiB.
 	LogCacheBytes int
+	// RestoreFrom, when set on an empty data dir, is a checked backup
+	// (OpenBackup) the cluster starts from instead of an empty state
+	// (restore.go).
+	RestoreFrom *backup.File
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -221,7 +226,11 @@ type Store struct {
 
 // Open starts a node: opens its stores, starts Raft, and bootstraps when
 // it has no state and is part of the initial cluster.
-func Open(cfg Config) (*Store, error) {
+func Open(cfg Config) (*Store, error) { return OpenContext(context.Background(), cfg) }
+
+// OpenContext is Open; ctx bounds only the wait, before Raft starts, of a
+// node restoring a backup for its peers to say whether the cluster exists.
+func OpenContext(ctx context.Context, cfg Config) (*Store, error) {
 	cfg.setDefaults()
 	if cfg.ID == "" {
 		return nil, errors.New("store: an ID is required")
@@ -235,6 +244,13 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if err := dirState.check(cfg.DataDir, cfg.ID, cfg.ClusterID); err != nil {
 		return nil, err
+	}
+	fresh := dirState.identity == nil && !dirState.raftLog && !dirState.snapshots
+	if cfg.RestoreFrom != nil && !fresh {
+		if dirState.identity == nil || dirState.identity.RestoreFrom == "" {
+			return nil, fmt.Errorf("%w: the data dir %s is not empty and was not started from a backup", ErrRestoreRefused, cfg.DataDir)
+		}
+		cfg.RestoreFrom = nil // a restart: the backup was taken into account
 	}
 	raftDir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
@@ -265,7 +281,16 @@ func Open(cfg Config) (*Store, error) {
 	s.disk.check()
 	s.metrics = newStoreMetrics(cfg.Registerer, s)
 	s.addrs = newAddressBook(cfg.InitialCluster)
-	if err := s.startRaft(raftDir); err != nil {
+	restore := false
+	if cfg.RestoreFrom != nil {
+		exists, err := s.restoreDecision(ctx)
+		if err != nil {
+			s.closeStores()
+			return nil, err
+		}
+		restore = !exists
+	}
+	if err := s.startRaft(raftDir, restore); err != nil {
 		s.closeStores()
 		return nil, err
 	}
@@ -289,7 +314,7 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) startRaft(raftDir string) error {
+func (s *Store) startRaft(raftDir string, restore bool) error {
 	var err error
 	s.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
 	if err != nil {
@@ -338,6 +363,19 @@ func (s *Store) startRaft(raftDir string) error {
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 
+	if restore {
+		if err := s.writeRestoredSnapshot(snapshots); err != nil {
+			return err
+		}
+		// The identity is written last: a data dir with the snapshot but
+		// without it is refused by a later --restore-from.
+		if err := s.recordRestore(s.cfg.RestoreFrom.Manifest.Index, false); err != nil {
+			return err
+		}
+		s.logger.Info("Restored the backup as this cluster's starting state",
+			"index", s.cfg.RestoreFrom.Manifest.Index, "purchases", s.cfg.RestoreFrom.Manifest.Purchases,
+			"source_cluster", s.cfg.RestoreFrom.Manifest.ClusterID, "checksum", s.cfg.RestoreFrom.Checksum)
+	}
 	hasState, err := raft.HasExistingState(s.logStore, s.logStore, snapshots)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)

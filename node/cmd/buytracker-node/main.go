@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/buytracker/buytracker/node/admin"
+	"github.com/buytracker/buytracker/node/backup"
 	"github.com/buytracker/buytracker/node/clientauth"
 	"github.com/buytracker/buytracker/node/httpapi"
 	"github.com/buytracker/buytracker/node/listen"
@@ -63,6 +64,7 @@ type options struct {
 	clientAuthFile, clientTLSDir      string
 	clientAuthRequired                bool
 	trustedProxies                    string
+	restoreFrom                       string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -99,6 +101,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.clientAuthRequired, "client-auth-required", false, "require a token with the route's role on POST /buy (write) and GET /stats (read) too, whatever --client-auth-file says (needs --client-auth-file)")
 	fs.StringVar(&o.clientTLSDir, "client-tls-dir", "", "directory with tls.crt and tls.key: serve the client port over HTTPS")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of proxies whose X-Forwarded-For names the client (default: none)")
+	fs.StringVar(&o.restoreFrom, "restore-from", "", "a backup file (GET /backup) the new cluster starts from: on an empty data dir, every initial member given the same file restores it; ignored on a data dir already started from a backup, refused on any other")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -116,6 +119,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.logCacheBytes < 1<<20 || o.logCacheBytes > 1<<40 {
 		return nil, fmt.Errorf("--log-cache-bytes must be from 1Mi to 1Ti, not %d", o.logCacheBytes)
+	}
+	if o.restoreFrom != "" && o.initialCluster == "" {
+		return nil, errors.New("--restore-from needs --initial-cluster: a restore starts a new cluster whose initial members all restore the same backup")
 	}
 	if o.clientAuthRequired && o.clientAuthFile == "" {
 		return nil, errors.New("--client-auth-required needs --client-auth-file: without client tokens every POST /buy and GET /stats would answer 401 and nobody could write")
@@ -223,6 +229,14 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// A backup is checked whole before anything is written to the data dir.
+	restoreFrom, err := openRestore(o.restoreFrom, o.dataDir, logger)
+	if err != nil {
+		return err
+	}
+	if restoreFrom != nil {
+		defer restoreFrom.Close()
+	}
 	proxies, err := httpapi.ParseTrustedProxies(o.trustedProxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
@@ -285,7 +299,7 @@ func run(args []string) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	st, err := store.Open(peerTLS.apply(store.Config{
+	st, err := store.OpenContext(ctx, peerTLS.apply(store.Config{
 		ID: o.id, DataDir: o.dataDir,
 		RaftBind: o.raftAddr, RaftAdvertise: o.advertiseRaft,
 		HTTPURL: o.advertiseHTTP, AdminURL: o.advertiseAdmin,
@@ -298,8 +312,8 @@ func run(args []string) error {
 		SnapshotThreshold: o.snapshotThreshold, SnapshotInterval: o.snapshotInterval,
 		TrailingLogs: o.trailingLogs,
 		MinFreeDisk:  uint64(o.minFreeDisk), IdempotencyMaxKeys: o.idempotencyMaxKeys,
-		LogCacheBytes: int(o.logCacheBytes),
-		Logger:        logger, Registerer: registry,
+		LogCacheBytes: int(o.logCacheBytes), RestoreFrom: restoreFrom,
+		Logger: logger, Registerer: registry,
 	}))
 	if err != nil {
 		return err
@@ -370,4 +384,27 @@ func run(args []string) error {
 	}
 	logger.Info("Stopped")
 	return runErr
+}
+
+// openRestore checks --restore-from's backup when the data dir is empty; nil
+// when there is nothing to restore.
+func openRestore(path, dataDir string, logger *slog.Logger) (*backup.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	needed, err := store.RestoreNeeded(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if !needed {
+		logger.Info("The data dir was started with --restore-from already: the backup is not used again", "data_dir", dataDir)
+		return nil, nil
+	}
+	f, err := store.OpenBackup(path)
+	if err != nil {
+		return nil, fmt.Errorf("--restore-from: %w; nothing was written to %s", err, dataDir)
+	}
+	logger.Info("Backup checked", "path", path, "index", f.Manifest.Index, "purchases", f.Manifest.Purchases,
+		"source_cluster", f.Manifest.ClusterID, "created_at", f.Manifest.CreatedAt, "checksum", f.Checksum, "bytes", f.Size)
+	return f, nil
 }
