@@ -71,8 +71,9 @@ build: ## Build bin/buytracker-node (and bin/buytracker-certs, which issues make
 	$(GO) build -o $(LOCALBIN)/buytracker-certs ./hack/certs
 
 .PHONY: run
-run: build ## Run a local cluster of three nodes on 127.0.0.1 (data in .run/, Ctrl-C stops it).
-	hack/run-local.sh
+RUN_DIR ?= .run
+run: build ## Run a local cluster of three nodes on 127.0.0.1 (data in RUN_DIR, default .run/; RESTORE_FROM=FILE starts a new cluster from a backup; Ctrl-C stops it).
+	RESTORE_FROM=$(RESTORE_FROM) hack/run-local.sh $(RUN_DIR)
 
 .PHONY: bench
 bench: build ## Go benchmarks of the state machine, then the cluster load benchmark (docs/benchmarks.md).

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Usage: hack/run-local.sh [DATA_DIR]
+# Usage: [RESTORE_FROM=FILE] hack/run-local.sh [DATA_DIR]
 # Runs a local cluster of three buytracker nodes on 127.0.0.1. Data lives in
 # DATA_DIR (default .run/), so a second run continues where the first
 # stopped. Ctrl-C stops all three cleanly (SIGTERM, then a wait).
+# With RESTORE_FROM (a file from hack/backup.sh) and a DATA_DIR whose nodes
+# have no data yet, the new cluster starts from that backup.
 set -euo pipefail
+restore=""
+if [ -n "${RESTORE_FROM:-}" ]; then
+  [ -f "$RESTORE_FROM" ] || { echo "run-local: RESTORE_FROM=$RESTORE_FROM is not a file" >&2; exit 1; }
+  restore="--restore-from=$(realpath "$RESTORE_FROM")"
+fi
 cd "$(dirname "$0")/.."
 
 data=${1:-.run}
@@ -46,7 +53,7 @@ for i in 1 2 3; do
   "$bin" --id="$id" --data-dir="$data/$id" \
     --http-addr="127.0.0.1:808$i" --admin-addr="127.0.0.1:918$i" --raft-addr="127.0.0.1:700$i" \
     --initial-cluster="$cluster" --admin-token-file="$token" --tls-dir="$data/tls/$id" \
-    --client-auth-file="$client_auth" \
+    --client-auth-file="$client_auth" ${restore:+"$restore"} \
     2>>"$data/$id.log" &
   pids+=($!)
 done
@@ -54,6 +61,11 @@ done
 for i in 1 2 3; do
   for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:808$i/ready" >/dev/null 2>&1 && break
+    if ! kill -0 "${pids[$((i - 1))]}" 2>/dev/null; then
+      echo "run-local: n$i stopped; the end of $data/n$i.log:" >&2
+      tail -n 3 "$data/n$i.log" >&2
+      exit 1
+    fi
     sleep 0.1
   done
 done

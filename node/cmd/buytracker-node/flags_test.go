@@ -46,3 +46,14 @@ func TestClientAuthRequiredNeedsAnAuthFile(t *testing.T) {
 		})
 	}
 }
+
+func TestRestoreFromNeedsTheInitialCluster(t *testing.T) {
+	base := []string{"--id=n1", "--data-dir=" + t.TempDir(), "--restore-from=b.backup"}
+	if _, err := parseFlags(base); err == nil || !strings.Contains(err.Error(), "--restore-from needs --initial-cluster") {
+		t.Fatalf("parseFlags without --initial-cluster = %v, want a refusal", err)
+	}
+	o, err := parseFlags(append(base, "--initial-cluster=n1=127.0.0.1:7001"))
+	if err != nil || o.restoreFrom != "b.backup" {
+		t.Fatalf("parseFlags = %+v, %v", o, err)
+	}
+}
