@@ -69,3 +69,32 @@ func TestCheckSnapshotRefusesWhatRestoreRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestCaptureStreamsWhileApplyGoesOn(t *testing.T) {
+	feed := newLogFeed(7)
+	src := openTestLedger(t)
+	applyInChunks(src, feed.entries(200), 16)
+	capture, err := src.Capture()
+	if err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	later := feed.entries(200)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		applyInChunks(src, later, 2)
+	}()
+	var buf bytes.Buffer
+	err = capture.Stream(&buf)
+	<-done
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	info, err := CheckSnapshot(&buf)
+	if err != nil || info.Purchases != capture.Purchases() || info.Index != capture.Index() {
+		t.Fatalf("CheckSnapshot = %+v, %v; want the capture's %d purchases at index %d", info, err, capture.Purchases(), capture.Index())
+	}
+	if src.Count() <= capture.Purchases() {
+		t.Fatalf("the ledger holds %d purchases, want more than the capture's %d", src.Count(), capture.Purchases())
+	}
+}
