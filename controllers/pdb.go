@@ -2,10 +2,13 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
 	"github.com/buytracker/buytracker/node/adminapi"
@@ -35,7 +38,29 @@ var disruptionBudgetKind = childKind[*policyv1.PodDisruptionBudget]{
 	},
 }
 
+// reconcileDisruptionBudget keeps the budget, except for a BuyTracker of one
+// member: it survives no disruption whatever its budget says, and a budget
+// that allows none would make every drain of its node hang (CloudNativePG's
+// users met the same trap). It gets none, and a drain takes it down as a
+// node failure would; one appears as soon as it grows.
 func (r *BuyTrackerReconciler) reconcileDisruptionBudget(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, voters int32) error {
+	if bt.DesiredReplicas() == 1 {
+		var existing policyv1.PodDisruptionBudget
+		err := r.Get(ctx, client.ObjectKey{Namespace: bt.Namespace, Name: n.disruptionBudget()}, &existing)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get disruption budget: %w", err)
+		}
+		if !metav1.IsControlledBy(&existing, bt) {
+			return nil
+		}
+		if err := r.Delete(ctx, &existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete the disruption budget of a one-member cluster: %w", err)
+		}
+		return nil
+	}
 	_, err := applyChild(ctx, r.Client, &policyv1.PodDisruptionBudget{}, desiredDisruptionBudget(bt, n, voters), disruptionBudgetKind)
 	return err
 }
