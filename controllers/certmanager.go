@@ -294,20 +294,7 @@ func certificateReady(c *unstructured.Unstructured) (ready bool, why string, not
 // the cache: cert-manager writes them with the labels the Certificate's
 // secretTemplate gives).
 func (r *BuyTrackerReconciler) issuedSecrets(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames) (map[string]*corev1.Secret, error) {
-	var list corev1.SecretList
-	if err := r.List(ctx, &list, client.InNamespace(bt.Namespace), client.MatchingLabels(n.selectorLabels())); err != nil {
-		return nil, fmt.Errorf("list member secrets: %w", err)
-	}
-	out := map[string]*corev1.Secret{}
-	for i := range list.Items {
-		s := &list.Items[i]
-		if pod, ok := strings.CutSuffix(s.Name, "-tls"); ok && len(s.Data[keyTLSCert]) > 0 {
-			if o, ok := n.ordinal(pod); ok && o < maxMembers {
-				out[pod] = s
-			}
-		}
-	}
-	return out, nil
+	return r.listMemberSecrets(ctx, bt, n, func(s *corev1.Secret) bool { return len(s.Data[keyTLSCert]) > 0 })
 }
 
 // ownIssuedSecret gives a member Secret cert-manager wrote an owner

@@ -295,6 +295,22 @@ func (r *BuyTrackerReconciler) patchCA(ctx context.Context, current *corev1.Secr
 // owns without controlling it was written by cert-manager while it issued
 // (spec.peerTLS.issuerRef); the operator takes it back.
 func (r *BuyTrackerReconciler) memberSecrets(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initial int32) (map[string]*corev1.Secret, error) {
+	out, err := r.listMemberSecrets(ctx, bt, n, func(s *corev1.Secret) bool { return ownedBy(s, bt) })
+	if err != nil {
+		return nil, err
+	}
+	for _, pod := range wantedMembers(bt, initial, n) {
+		if _, ok := out[pod]; !ok {
+			out[pod] = nil
+		}
+	}
+	return out, nil
+}
+
+// listMemberSecrets returns, by pod name, the Secrets named <pod>-tls of the
+// cluster's members (from the cache, by the cluster's labels) that keep
+// says to keep.
+func (r *BuyTrackerReconciler) listMemberSecrets(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, keep func(*corev1.Secret) bool) (map[string]*corev1.Secret, error) {
 	var list corev1.SecretList
 	if err := r.List(ctx, &list, client.InNamespace(bt.Namespace), client.MatchingLabels(n.selectorLabels())); err != nil {
 		return nil, fmt.Errorf("list member secrets: %w", err)
@@ -303,14 +319,9 @@ func (r *BuyTrackerReconciler) memberSecrets(ctx context.Context, bt *buytracker
 	for i := range list.Items {
 		s := &list.Items[i]
 		if pod, ok := strings.CutSuffix(s.Name, "-tls"); ok {
-			if o, ok := n.ordinal(pod); ok && o < maxMembers && ownedBy(s, bt) {
+			if o, ok := n.ordinal(pod); ok && o < maxMembers && keep(s) {
 				out[pod] = s
 			}
-		}
-	}
-	for _, pod := range wantedMembers(bt, initial, n) {
-		if _, ok := out[pod]; !ok {
-			out[pod] = nil
 		}
 	}
 	return out, nil
