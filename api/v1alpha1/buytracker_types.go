@@ -100,6 +100,16 @@ type BuyTrackerSpec struct {
 	// topologySpreadConstraints of the pods.
 	// +optional
 	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+
+	// backup says where backups of this BuyTracker go and when they are
+	// taken on a schedule (BuyTrackerBackup resources take one now).
+	// +optional
+	Backup *BackupSpec `json:"backup,omitempty"`
+
+	// bootstrap says how the cluster starts; set only at creation.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="bootstrap is immutable"
+	// +optional
+	Bootstrap *BootstrapSpec `json:"bootstrap,omitempty"`
 }
 
 // StorageSpec describes the volume each node gets.
@@ -301,8 +311,24 @@ type BuyTrackerStatus struct {
 	// +optional
 	TLS *TLSStatus `json:"tls,omitempty"`
 
+	// restore reports the backup the cluster started from
+	// (spec.bootstrap.fromBackup).
+	// +optional
+	Restore *RestoreStatus `json:"restore,omitempty"`
+
+	// lastBackup is the newest completed BuyTrackerBackup of this
+	// BuyTracker.
+	// +optional
+	LastBackup *LastBackupStatus `json:"lastBackup,omitempty"`
+
+	// quorumRecovery reports the last recovery from a lost quorum
+	// (annotation buytracker.dev/recover-quorum).
+	// +optional
+	QuorumRecovery *QuorumRecoveryStatus `json:"quorumRecovery,omitempty"`
+
 	// conditions are Available, Progressing, Degraded, DiskPressure,
-	// ClockSkew, VolumeExpansion and CertificatesReady.
+	// ClockSkew, VolumeExpansion, CertificatesReady, Restored and
+	// QuorumLost.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

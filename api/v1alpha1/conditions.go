@@ -26,7 +26,55 @@ const (
 	// (the reason) and, when cert-manager does, whether every member's
 	// Certificate is Ready.
 	ConditionCertificatesReady = "CertificatesReady"
+	// ConditionRestored is reported by a BuyTracker started from a backup
+	// (spec.bootstrap.fromBackup): True once the backup was read and
+	// verified and the members were created from it; False while it is
+	// being verified or when it cannot be (nothing else is created then).
+	ConditionRestored = "Restored"
+	// ConditionQuorumLost is True when a majority of the voters lost their
+	// volumes for good (they came back empty): the cluster cannot commit
+	// and waits for a person (annotation buytracker.dev/recover-quorum).
+	// The message names each survivor with its last Raft index.
+	ConditionQuorumLost = "QuorumLost"
 )
+
+// Reasons of the Restored condition.
+const (
+	ReasonVerifyingBackup  = "VerifyingBackup"
+	ReasonBackupNotFound   = "BackupNotFound"
+	ReasonBackupUnreadable = "BackupUnreadable"
+	ReasonBackupInvalid    = "BackupInvalid"
+	ReasonBackupRestored   = "BackupRestored"
+)
+
+// Reasons of the QuorumLost condition.
+const (
+	ReasonQuorumIntact        = "QuorumIntact"
+	ReasonMajorityVolumesLost = "MajorityVolumesLost"
+	ReasonQuorumRecovering    = "Recovering"
+	ReasonQuorumRecovered     = "Recovered"
+)
+
+// AnnotationRecoverQuorum on a BuyTracker whose QuorumLost condition is True
+// recovers the cluster from its most advanced survivor: set it to any value
+// other than the last one (status.quorumRecovery.request). It does nothing
+// while the quorum is not lost. Purchases acknowledged after the survivor's
+// last index are lost; docs/operator.md says how to check.
+const AnnotationRecoverQuorum = "buytracker.dev/recover-quorum"
+
+// Condition type and reasons of a BuyTrackerBackup.
+const (
+	BackupConditionCompleted = "Completed"
+	ReasonBackupPending      = "Pending"
+	ReasonBackupRunning      = "Running"
+	ReasonBackupSucceeded    = "Succeeded"
+	ReasonBackupJobFailed    = "JobFailed"
+	ReasonBuyTrackerNotFound = "BuyTrackerNotFound"
+)
+
+// LabelScheduledBackup marks the BuyTrackerBackups a schedule created, with
+// the BuyTracker's name as its value; retention deletes only those.
+const LabelScheduledBackup = "buytracker.dev/scheduled-for"
 
 // Reasons of the Available condition.
 const (

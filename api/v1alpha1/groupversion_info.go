@@ -23,7 +23,8 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &BuyTracker{}, &BuyTrackerList{})
+	scheme.AddKnownTypes(GroupVersion, &BuyTracker{}, &BuyTrackerList{},
+		&BuyTrackerBackup{}, &BuyTrackerBackupList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }
