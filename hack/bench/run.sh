@@ -12,6 +12,9 @@
 #   6. a snapshot of that state on every node (asked for through the admin API,
 #      POST /snapshot), each node's resident memory, and a follower's restart
 #      from its snapshot (restore time, time to ready)
+#   7. a backup of that state (admin API GET /backup, linearizable, to a file:
+#      time and size), then a new three-node cluster started from it with
+#      --restore-from (time until every node is ready, and its count checked)
 # PHASES=buy runs 1 and 2 only (the ceiling's POST /buy, then POST /buy), in
 # under a minute: the quick measurement for tuning writes.
 # It prints a Markdown report and writes it to $BENCH_DIR/bench-results.md.
@@ -344,6 +347,38 @@ restart_s=$(awk -v a="$restart_began" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2
 restarted_rss=$(awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/${node_pid[$follower]}/status")
 stop_sampler
 sample_once # the restarted node's restore, whatever the sampler last saw
+
+# --- 7. backup and restore ---------------------------------------------------------
+
+backup_file=$out/backup.btbackup
+log "taking a backup of the preloaded state into $backup_file"
+backup_began=$EPOCHREALTIME
+"${admin_curl[@]}" --max-time 600 -H "Authorization: Bearer $(cat "$out/admin-token")" \
+  -D "$out/backup-headers.txt" -o "$backup_file" "$(admin_url "${leader#n}")/backup" ||
+  die "GET /backup failed"
+backup_s=$(awk -v a="$backup_began" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+backup_bytes=$(stat -c %s "$backup_file")
+header() { grep -i "^$1:" "$out/backup-headers.txt" | tr -d '\r' | cut -d' ' -f2; }
+backup_index=$(header Buytracker-Backup-Index)
+backup_purchases=$(header Buytracker-Backup-Purchases)
+# The trailer: "BTSHA256" and the SHA-256 of every byte before it.
+[ "$(tail -c 32 "$backup_file" | od -An -tx1 | tr -d ' \n')" = "$(head -c -40 "$backup_file" | sha256sum | cut -d' ' -f1)" ] ||
+  die "the backup's SHA-256 does not match its trailer"
+log "backup: $backup_purchases purchases at index $backup_index, $backup_bytes bytes in ${backup_s}s"
+
+log "starting a new cluster from the backup (--restore-from)"
+for i in 1 2 3; do stop_node "$i"; done
+rm -rf "$data" && mkdir -p "$data"
+node_flags+=(--restore-from="$backup_file")
+restore_began=$EPOCHREALTIME
+for i in 1 2 3; do start_node "$i"; done
+wait_ready 1 2 3
+restore_s=$(awk -v a="$restore_began" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+restored=$(curl -fsS --max-time 10 "$(client_url 1)/stats" | sed -n 's/.*"total_buys":\([0-9]*\).*/\1/p')
+restored_rss=""
+for i in 1 2 3; do restored_rss+="$(awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/${node_pid[$i]}/status") "; done
+[ "$restored" = "$backup_purchases" ] || die "the restored cluster counts ${restored:-?} purchases, the backup $backup_purchases"
+log "restored: $restored purchases, every node ready ${restore_s}s after the start"
 snapshot_lines=""
 for i in 1 2 3; do
   snapshot_lines+="# n$i"$'\n'
@@ -389,6 +424,15 @@ results=$out/results
   echo '```'
   echo
   echo "</details>"
+  echo
+  echo "## Backup and restore"
+  echo
+  echo "| what | purchases | Raft index | bytes | seconds |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  echo "| backup: GET /backup (linearizable) from the leader to a file | $backup_purchases | $backup_index | $backup_bytes | $backup_s |"
+  echo "| restore: three new nodes started with --restore-from until every one is ready | $restored | $backup_index | | $restore_s |"
+  echo
+  echo "The restored cluster's GET /stats count equals the backup's; its nodes' VmRSS after the restore: ${restored_rss% } MiB."
   echo
   echo "## Targets (issue 2)"
   echo
