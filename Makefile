@@ -66,7 +66,7 @@ test-chaos: ## As root: faults in network namespaces (partitions, pauses, crashe
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/buytracker-node (and bin/buytracker-certs, which issues make run's certificates).
+build: ## Build bin/buytracker-node (and bin/buytracker-certs, which issues make run's certificates), bin/manager and bin/kubectl-buytracker.
 	$(GO) build -o $(LOCALBIN)/buytracker-node ./node/cmd/buytracker-node
 	$(GO) build -o $(LOCALBIN)/buytracker-certs ./hack/certs
 
@@ -131,7 +131,11 @@ verify: manifests generate $(KUSTOMIZE) ## Regenerate code and manifests; fail w
 build-operator: ## Build the operator, bin/manager.
 	$(GO) build -o $(LOCALBIN)/manager .
 
-build: build-operator
+.PHONY: plugin
+plugin: ## Build the kubectl plugin, bin/kubectl-buytracker (docs/plugin.md; put it on PATH).
+	$(GO) build -o $(LOCALBIN)/kubectl-buytracker ./cmd/kubectl-buytracker
+
+build: build-operator plugin
 
 .PHONY: run-operator
 run-operator: manifests generate ## Run the operator against the current kubeconfig.
