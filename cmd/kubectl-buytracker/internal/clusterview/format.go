@@ -105,7 +105,7 @@ func (m Member) notes() string {
 		notes = append(notes, "out of service: "+oneLine(m.OutOfService))
 	}
 	if m.DiskPressure {
-		notes = append(notes, fmt.Sprintf("disk pressure (%s free of %s)", bytes(m.DiskFreeBytes), bytes(m.DiskTotalBytes)))
+		notes = append(notes, fmt.Sprintf("disk pressure (%s free of %s)", mebibytes(m.DiskFreeBytes), mebibytes(m.DiskTotalBytes)))
 	}
 	if m.Joining {
 		notes = append(notes, "joining")
@@ -139,7 +139,7 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// bytes writes a size in MiB, the unit the operator's status rounds to.
-func bytes(n uint64) string {
+// mebibytes writes a size in MiB, the unit the operator's status rounds to.
+func mebibytes(n uint64) string {
 	return fmt.Sprintf("%dMi", n>>20)
 }
