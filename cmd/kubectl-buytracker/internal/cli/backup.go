@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -99,7 +100,7 @@ func (s *session) waitForBackup(ctx context.Context, name string) (*buytrackerv1
 		return backupFinished(b), nil
 	})
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, watchtools.ErrWatchClosed) {
+		if wait.Interrupted(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, watchtools.ErrWatchClosed) {
 			phase := "no phase yet"
 			if last != nil && last.Status.Phase != "" {
 				phase = "phase " + string(last.Status.Phase)
