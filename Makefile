@@ -39,7 +39,7 @@ lint: vet $(STATICCHECK) ## Check formatting, vet, and staticcheck.
 	$(STATICCHECK) -tags chaos ./test/chaos/...
 
 .PHONY: test
-test: lint test-node test-hack verify test-operator test-chart ## Run every test (what CI runs).
+test: lint test-node test-hack verify test-operator test-plugin test-chart ## Run every test (what CI runs).
 
 .PHONY: test-node
 test-node: ## Unit, cluster and linearizability tests of the node (real Raft over TCP, bbolt on disk).
@@ -66,7 +66,7 @@ test-chaos: ## As root: faults in network namespaces (partitions, pauses, crashe
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/buytracker-node (and bin/buytracker-certs, which issues make run's certificates).
+build: ## Build bin/buytracker-node (and bin/buytracker-certs, which issues make run's certificates), bin/manager and bin/kubectl-buytracker.
 	$(GO) build -o $(LOCALBIN)/buytracker-node ./node/cmd/buytracker-node
 	$(GO) build -o $(LOCALBIN)/buytracker-certs ./hack/certs
 
@@ -131,7 +131,11 @@ verify: manifests generate $(KUSTOMIZE) ## Regenerate code and manifests; fail w
 build-operator: ## Build the operator, bin/manager.
 	$(GO) build -o $(LOCALBIN)/manager .
 
-build: build-operator
+.PHONY: plugin
+plugin: ## Build the kubectl plugin, bin/kubectl-buytracker (docs/plugin.md; put it on PATH).
+	$(GO) build -o $(LOCALBIN)/kubectl-buytracker ./cmd/kubectl-buytracker
+
+build: build-operator plugin
 
 .PHONY: run-operator
 run-operator: manifests generate ## Run the operator against the current kubeconfig.
@@ -149,6 +153,11 @@ cert-manager-assets: ## Build cert-manager's CA-issuing controllers and copy its
 test-operator: envtest-assets cert-manager-assets ## API, builder, planner and envtest tests of the operator (real kube-apiserver, etcd and cert-manager).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BUYTRACKER_REQUIRE_ENVTEST=1 \
 	  $(GO) test $(GOFLAGS_TEST) -timeout 15m . ./api/... ./controllers/...
+
+.PHONY: test-plugin
+test-plugin: envtest-assets ## Tests of kubectl buytracker: its report and arguments, and its commands against a real API server and real node processes.
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BUYTRACKER_REQUIRE_ENVTEST=1 \
+	  $(GO) test $(GOFLAGS_TEST) -timeout 10m ./cmd/...
 
 .PHONY: install
 install: ## Install the CRD into the cluster of the current kubeconfig.
