@@ -34,9 +34,10 @@ const (
 	partSize = 16 << 20
 	// maxCAFile bounds the PEM bundle read from BUYTRACKER_S3_CA_FILE.
 	maxCAFile = 1 << 20
-	// maxRetries is how often a failed request is tried again: a few, so
-	// that a blip passes but an unreachable store is reported in seconds.
-	maxRetries = 3
+	// maxAttempts is how many times a request is tried (minio-go's
+	// MaxRetries): a few, so that a blip passes but an unreachable store
+	// is reported in seconds.
+	maxAttempts = 3
 )
 
 // S3Config is how to reach an S3-compatible store. Its String hides the
@@ -112,7 +113,7 @@ func NewS3(cfg S3Config) (*S3, error) {
 	client, err := minio.NewCore(u.Host, &minio.Options{
 		Creds:  credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, ""),
 		Secure: secure, Transport: transport, Region: region,
-		BucketLookup: minio.BucketLookupPath, MaxRetries: maxRetries,
+		BucketLookup: minio.BucketLookupPath, MaxRetries: maxAttempts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("S3 client for %s: %w", cfg.Endpoint, err)
