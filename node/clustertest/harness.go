@@ -379,6 +379,23 @@ func (c *Cluster) AdminHTTPClient() *http.Client {
 	return c.ca.adminHTTPClient()
 }
 
+// TokenFile is the file holding the nodes' admin token.
+func (c *Cluster) TokenFile() string { return filepath.Join(c.dir, "token") }
+
+// CAFile writes the PEM of the CA the members' certificates chain to and
+// returns its path; empty when the cluster runs without TLS.
+func (c *Cluster) CAFile() string {
+	c.t.Helper()
+	if c.ca == nil {
+		return ""
+	}
+	path := filepath.Join(c.dir, "ca.crt")
+	if err := os.WriteFile(path, c.ca.certPEM, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return path
+}
+
 // Eventually polls cond until it returns nil or timeout passes, then fails
 // the test with the last error.
 func (c *Cluster) Eventually(timeout time.Duration, what string, cond func() error) {

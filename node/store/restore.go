@@ -64,18 +64,27 @@ func OpenBackup(path string) (*backup.File, error) {
 		return nil, err
 	}
 	info, err := ledger.CheckSnapshot(f.Body())
-	if err == nil && (info.Index != f.Manifest.Index || info.Purchases != f.Manifest.Purchases) {
-		err = fmt.Errorf("%w: the manifest says %d purchases at index %d, the snapshot holds %d at index %d",
-			backup.ErrInvalid, f.Manifest.Purchases, f.Manifest.Index, info.Purchases, info.Index)
-	}
-	if err == nil && info.Index == 0 {
-		err = fmt.Errorf("%w: the backup holds no applied state (index 0)", backup.ErrInvalid)
+	if err == nil {
+		err = matchManifest(f.Manifest, info)
 	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("backup %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// matchManifest checks that a backup's snapshot holds what its manifest
+// announced, and some state.
+func matchManifest(m backup.Manifest, info ledger.SnapshotInfo) error {
+	if info.Index != m.Index || info.Purchases != m.Purchases {
+		return fmt.Errorf("%w: the manifest says %d purchases at index %d, the snapshot holds %d at index %d",
+			backup.ErrInvalid, m.Purchases, m.Index, info.Purchases, info.Index)
+	}
+	if info.Index == 0 {
+		return fmt.Errorf("%w: the backup holds no applied state (index 0)", backup.ErrInvalid)
+	}
+	return nil
 }
 
 // restoreDecision asks the other initial members, before Raft starts, whether

@@ -35,6 +35,11 @@ import (
 )
 
 func main() {
+	// One binary in the image: `buytracker-node backup ...` is the backup
+	// agent the operator's Jobs run (backupcmd.go).
+	if len(os.Args) > 1 && os.Args[1] == "backup" {
+		os.Exit(runBackup(os.Args[2:], os.Stdout, os.Stderr, os.Getenv))
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "buytracker-node:", err)
 		os.Exit(1)
