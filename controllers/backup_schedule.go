@@ -279,9 +279,9 @@ func expiredBackups(bt *buytrackerv1alpha1.BuyTracker, backups []buytrackerv1alp
 			data = append(data, b)
 		}
 	}
-	newest := completed[0].CreationTimestamp
+	newest, _ := scheduledAt(bt.Name, completed[0])
 	for _, b := range failed {
-		if b.CreationTimestamp.Before(&newest) {
+		if at, _ := scheduledAt(bt.Name, b); at.Before(newest) {
 			objects = append(objects, b)
 		}
 	}
