@@ -129,7 +129,7 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if restore != nil && restore.hold {
 		next = wait(restore.condition.Reason, "%s", restore.condition.Message)
-		return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
+		return ctrl.Result{RequeueAfter: restore.requeue(r.intervals())}, nil
 	}
 	token, err := r.reconcileAdminSecret(ctx, &bt, n)
 	if err != nil {

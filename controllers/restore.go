@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -23,6 +24,17 @@ type restoreReport struct {
 	condition metav1.Condition
 	verified  *buytrackerv1alpha1.RestoreStatus
 	hold      bool
+}
+
+// requeue is when a held pass looks again: soon while the backup is being
+// verified, rarely once it failed (only a person can fix that; deleting the
+// verify Job wakes the BuyTracker at once).
+func (rep *restoreReport) requeue(iv Intervals) time.Duration {
+	switch rep.condition.Reason {
+	case buytrackerv1alpha1.ReasonBackupNotFound, buytrackerv1alpha1.ReasonBackupUnreadable, buytrackerv1alpha1.ReasonBackupInvalid:
+		return iv.Steady
+	}
+	return iv.Wait
 }
 
 // restoring says whether bt's members start from a verified backup: then
