@@ -37,9 +37,9 @@ func (rep *restoreReport) requeue(iv Intervals) time.Duration {
 	return iv.Wait
 }
 
-// restoring says whether bt's members start from a verified backup: then
+// verifiedRestore is the backup bt starts from once it was verified:
 // status.restore holds where it is and its checksum.
-func restoring(bt *buytrackerv1alpha1.BuyTracker) *buytrackerv1alpha1.RestoreStatus {
+func verifiedRestore(bt *buytrackerv1alpha1.BuyTracker) *buytrackerv1alpha1.RestoreStatus {
 	if bt.Spec.Bootstrap == nil || bt.Spec.Bootstrap.FromBackup == nil {
 		return nil
 	}
@@ -49,13 +49,25 @@ func restoring(bt *buytrackerv1alpha1.BuyTracker) *buytrackerv1alpha1.RestoreSta
 	return nil
 }
 
+// restoring is the verified backup while the members start from it, until
+// the cluster is Available (Restored True). Then the pods no longer fetch
+// it: every member has its data, and a member that loses its volume later
+// rejoins from its peers; had it kept fetching, it would depend for the
+// cluster's whole life on a backup that retention or a person may delete.
+func restoring(bt *buytrackerv1alpha1.BuyTracker) *buytrackerv1alpha1.RestoreStatus {
+	if meta.IsStatusConditionTrue(bt.Status.Conditions, buytrackerv1alpha1.ConditionRestored) {
+		return nil
+	}
+	return verifiedRestore(bt)
+}
+
 // reconcileRestore verifies, before anything else of a new BuyTracker is
 // made, the backup spec.bootstrap.fromBackup names: a Job reads the whole
 // backup and checks it (`buytracker-node backup verify`). It returns nil
 // when there is nothing to do: no restore, a backup verified before, or a
 // StatefulSet that exists already (the cluster was made).
 func (r *BuyTrackerReconciler) reconcileRestore(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames) (*restoreReport, error) {
-	if bt.Spec.Bootstrap == nil || bt.Spec.Bootstrap.FromBackup == nil || restoring(bt) != nil {
+	if bt.Spec.Bootstrap == nil || bt.Spec.Bootstrap.FromBackup == nil || verifiedRestore(bt) != nil {
 		return nil, nil
 	}
 	var sts appsv1.StatefulSet

@@ -186,7 +186,14 @@ func TestARestoredClusterStartsEveryMemberFromTheVerifiedBackup(t *testing.T) {
 			t.Errorf("want one %s Event, got %q", reason, recorded)
 		}
 	}
-	// The backup may go: the template no longer needs it.
+	// Once restored, the pods no longer fetch the backup (a member that
+	// loses its volume rejoins from its peers), so the backup may go.
+	f.settle(t)
+	f.get(t, "promo", &sts)
+	pod = sts.Spec.Template.Spec
+	if len(pod.InitContainers) != 0 || slices.ContainsFunc(pod.Containers[0].Args, func(a string) bool { return strings.HasPrefix(a, "--restore-from") }) {
+		t.Errorf("the template still restores once the cluster is restored: %+v", pod)
+	}
 	if err := s.client.Delete(context.Background(), &buytrackerv1alpha1.BuyTrackerBackup{ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns}}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +201,9 @@ func TestARestoredClusterStartsEveryMemberFromTheVerifiedBackup(t *testing.T) {
 	f.pass(t)
 	f.get(t, "promo", &sts)
 	expect(t, "StatefulSet resourceVersion after the backup was deleted", sts.ResourceVersion, rv)
+	if c := f.restored(t); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Restored %+v after the backup was deleted", c)
+	}
 }
 
 func TestARestoreFromAnS3LocationFetchesWithTheBucketsSettings(t *testing.T) {
