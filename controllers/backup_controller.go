@@ -106,7 +106,20 @@ func (r *BuyTrackerBackupReconciler) start(ctx context.Context, b *buytrackerv1a
 		return ctrl.Result{}, err
 	}
 	job := desiredBackupJob(b, &bt, namesOf(&bt, r.ClusterDomain), member, r.NodeImage, loc)
-	if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := r.Create(ctx, job); apierrors.IsAlreadyExists(err) {
+		var existing batchv1.Job
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), &existing); err != nil {
+			return ctrl.Result{}, fmt.Errorf("get job %s: %w", job.Name, err)
+		}
+		if !metav1.IsControlledBy(&existing, b) {
+			// The Job of a deleted backup of the same name, not yet
+			// collected: its result is not this backup's.
+			b.Status.Phase = buytrackerv1alpha1.BackupPending
+			setBackupCondition(b, metav1.ConditionFalse, buytrackerv1alpha1.ReasonBackupPending,
+				fmt.Sprintf("waiting for job %s of an earlier backup of the same name to be deleted", job.Name))
+			return ctrl.Result{RequeueAfter: r.intervals().Wait}, nil
+		}
+	} else if err != nil {
 		return ctrl.Result{}, fmt.Errorf("create job %s: %w", job.Name, err)
 	}
 	now := metav1.NewTime(r.clock())

@@ -326,3 +326,26 @@ func TestBackupJobNamesStayWithinALabelValue(t *testing.T) {
 		t.Errorf("%s lost its suffix", backupJobName(long))
 	}
 }
+
+func TestABackupNeverTakesTheResultOfAnEarlierBackupsJob(t *testing.T) {
+	f := newBackupFixture(t)
+	bt := f.readyBuyTracker(t, buytrackerv1alpha1.BuyTrackerSpec{})
+	// A backup "again" was deleted; the garbage collector has not removed
+	// its Job yet, and it completed.
+	earlier := &buytrackerv1alpha1.BuyTrackerBackup{ObjectMeta: metav1.ObjectMeta{Name: "again", Namespace: f.ns, UID: "earlier-uid"}}
+	stale := desiredBackupJob(earlier, bt, namesOf(bt, "cluster.local"), "promo-0", "img", backupLocationFor(bt, "again"))
+	stale.OwnerReferences = nil
+	if err := f.s.client.Create(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
+	finishJob(t, f.s.client, f.ns, "again-backup", true, agentResult{Index: 1, Checksum: testChecksum})
+
+	f.createBackup(t, "again", "promo", nil)
+	f.passBackup(t, "again")
+	f.passBackup(t, "again")
+	b := f.backup(t, "again")
+	expect(t, "phase", b.Status.Phase, buytrackerv1alpha1.BackupPending)
+	if c := meta.FindStatusCondition(b.Status.Conditions, buytrackerv1alpha1.BackupConditionCompleted); c == nil || !strings.Contains(c.Message, "earlier backup") {
+		t.Errorf("condition %+v: want it to say it waits for the earlier Job", c)
+	}
+}

@@ -128,6 +128,10 @@ func (r *BuyTrackerReconciler) reconcileRestore(ctx context.Context, bt *buytrac
 	if err != nil {
 		return nil, fmt.Errorf("get job %s: %w", verifyJobName(bt.Name), err)
 	}
+	if !metav1.IsControlledBy(&job, bt) {
+		// A deleted BuyTracker of the same name left it, not yet collected.
+		return report(buytrackerv1alpha1.ReasonVerifyingBackup, "waiting for job %s of an earlier BuyTracker of the same name to be deleted", job.Name), nil
+	}
 	out, err := outcomeOf(ctx, r.APIReader, &job)
 	if err != nil {
 		return nil, err
