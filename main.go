@@ -1,5 +1,6 @@
-// Command manager runs the buytracker operator: the BuyTracker controller,
-// against the cluster of its in-cluster config or --kubeconfig.
+// Command manager runs the buytracker operator: the BuyTracker, BuyTrackerBackup
+// and backup schedule controllers, against the cluster of its in-cluster
+// config or --kubeconfig.
 package main
 
 import (
@@ -11,7 +12,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -27,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
@@ -121,6 +125,28 @@ func run(ctx context.Context, args []string) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the BuyTracker controller: %w", err)
 	}
+	backups := &controllers.BuyTrackerBackupReconciler{
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      mgr.GetEventRecorder("buytracker-operator"),
+		NodeImage:     nodeImage,
+		ClusterDomain: clusterDomain,
+		Intervals:     controllers.DefaultIntervals,
+	}
+	if err := backups.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the BuyTrackerBackup controller: %w", err)
+	}
+	schedules := &controllers.BackupScheduleReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("buytracker-operator"),
+		NodeImage: nodeImage,
+		Metrics:   backupMetrics(),
+		Intervals: controllers.DefaultIntervals,
+	}
+	if err := schedules.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up the backup schedule controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}
@@ -132,6 +158,20 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
+}
+
+// backupMetrics registers the backup metrics with controller-runtime's
+// registry, served at --metrics-bind-address; a second run in the same
+// process (the tests) keeps the collector registered by the first.
+func backupMetrics() *controllers.BackupMetrics {
+	m := controllers.NewBackupMetrics(nil)
+	var dup prometheus.AlreadyRegisteredError
+	if err := crmetrics.Registry.Register(m); errors.As(err, &dup) {
+		if existing, ok := dup.ExistingCollector.(*controllers.BackupMetrics); ok {
+			return existing
+		}
+	}
+	return m
 }
 
 // defaultOperatorNamespace is where config/default installs the operator;
@@ -175,6 +215,7 @@ func cacheOptions(namespaces []string) cache.Options {
 		&corev1.Secret{}:              {Label: ours},
 		&appsv1.StatefulSet{}:         {Label: ours},
 		&networkingv1.NetworkPolicy{}: {Label: ours},
+		&batchv1.Job{}:                {Label: ours},
 	}}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}

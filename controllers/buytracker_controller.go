@@ -11,6 +11,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -98,10 +99,11 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		tlsStatus *buytrackerv1alpha1.TLSStatus
 		certCond  *metav1.Condition
 		volumes   *metav1.Condition
+		restore   *restoreReport
 		next      = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
 	)
 	defer func() {
-		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, certificates: certCond, volumes: volumes, next: next}, err)
+		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, certificates: certCond, volumes: volumes, restore: restore, next: next}, err)
 		switch {
 		case apierrors.IsConflict(serr):
 			// The cache held an older BuyTracker than the server: look
@@ -119,6 +121,15 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	initial, err := r.reconcileInitialReplicas(ctx, &bt, n)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	// A cluster started from a backup: nothing else is made until the
+	// backup was read and verified.
+	if restore, err = r.reconcileRestore(ctx, &bt, n); err != nil {
+		return ctrl.Result{}, err
+	}
+	if restore != nil && restore.hold {
+		next = wait(restore.condition.Reason, "%s", restore.condition.Message)
+		return ctrl.Result{RequeueAfter: restore.requeue(r.intervals())}, nil
 	}
 	token, err := r.reconcileAdminSecret(ctx, &bt, n)
 	if err != nil {
@@ -199,6 +210,7 @@ type passReport struct {
 	tls          *buytrackerv1alpha1.TLSStatus
 	certificates *metav1.Condition
 	volumes      *metav1.Condition
+	restore      *restoreReport
 	next         step
 }
 
@@ -214,6 +226,7 @@ func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1
 	if p.certificates != nil {
 		meta.SetStatusCondition(&status.Conditions, *p.certificates)
 	}
+	applyRestore(bt, &status, p.restore)
 	if equality.Semantic.DeepEqual(status, bt.Status) {
 		return nil
 	}
@@ -277,6 +290,7 @@ func (r *BuyTrackerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.Secret{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podOwner)).
 		Named("buytracker").
 		Complete(r)

@@ -76,6 +76,11 @@ var conditionEvents = []conditionEvent{
 	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerMissing), corev1.EventTypeWarning, "CertManagerMissing"},
 	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerNotReady), corev1.EventTypeWarning, "CertificatesNotReady"},
 	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerReady), corev1.EventTypeNormal, "CertificatesReady"},
+	{buytrackerv1alpha1.ConditionRestored, reasonBecomes(buytrackerv1alpha1.ReasonBackupNotFound), corev1.EventTypeWarning, "RestoreFailed"},
+	{buytrackerv1alpha1.ConditionRestored, reasonBecomes(buytrackerv1alpha1.ReasonBackupUnreadable), corev1.EventTypeWarning, "RestoreFailed"},
+	{buytrackerv1alpha1.ConditionRestored, reasonBecomes(buytrackerv1alpha1.ReasonBackupInvalid), corev1.EventTypeWarning, "RestoreFailed"},
+	{buytrackerv1alpha1.ConditionRestored, reasonBecomes(buytrackerv1alpha1.ReasonRestoringBackup), corev1.EventTypeNormal, "BackupVerified"},
+	{buytrackerv1alpha1.ConditionRestored, reasonBecomes(buytrackerv1alpha1.ReasonBackupRestored), corev1.EventTypeNormal, "Restored"},
 }
 
 // recordHealthChanges records the Event of every condition that entered a

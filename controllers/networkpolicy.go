@@ -17,13 +17,15 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 
 // desiredNetworkPolicy admits to the cluster's pods: the Raft port (which
 // carries every member-to-member call) only from the cluster's own pods;
-// the admin port only from them and from the operator's namespace; the
-// client port from anywhere. Egress is left alone. mTLS already refuses a
+// the admin port only from them, from the pods of its backup Jobs (GET
+// /backup) and from the operator's namespace; the client port from
+// anywhere. Egress is left alone. mTLS already refuses a
 // stranger on the Raft port; the policy keeps strangers from reaching it
 // at all, where the network plugin enforces NetworkPolicies.
 func desiredNetworkPolicy(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, operatorNamespace string) *networkingv1.NetworkPolicy {
 	ownPods := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: n.selectorLabels()}}
-	admins := []networkingv1.NetworkPolicyPeer{ownPods}
+	backupJobs := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: backupLabels(bt.Name, componentBackup)}}
+	admins := []networkingv1.NetworkPolicyPeer{ownPods, backupJobs}
 	if operatorNamespace != "" {
 		admins = append(admins, networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
 			MatchLabels: map[string]string{namespaceNameLabel: operatorNamespace},

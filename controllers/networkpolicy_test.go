@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -8,23 +10,25 @@ import (
 )
 
 func TestDesiredNetworkPolicy(t *testing.T) {
-	ownPods := "pods " + labelName + "=buytracker," + labelInstance + "=promo"
+	ownPods := "pods " + labelInstance + "=promo," + labelName + "=buytracker"
+	// The backup Jobs' pods call the admin API (GET /backup).
+	backupPods := "pods " + labelComponent + "=backup," + labelManagedBy + "=" + managedByValue + "," + labelName + "=buytracker," + labelBuyTracker + "=promo"
 	tests := []struct {
 		name              string
 		operatorNamespace string
 		// want: who may reach each port ("anyone" for no restriction).
 		want map[int32][]string
 	}{{
-		name:              "raft from the cluster's pods, admin also from the operator's namespace, client from anyone",
+		name:              "raft from the cluster's pods, admin also from its backup Jobs and the operator's namespace, client from anyone",
 		operatorNamespace: "buytracker-system",
 		want: map[int32][]string{
 			7000: {ownPods},
-			8081: {ownPods, "namespace buytracker-system"},
+			8081: {ownPods, backupPods, "namespace buytracker-system"},
 			8080: {"anyone"},
 		},
 	}, {
-		name: "operator namespace unknown: admin from the cluster's pods only",
-		want: map[int32][]string{7000: {ownPods}, 8081: {ownPods}, 8080: {"anyone"}},
+		name: "operator namespace unknown: admin from the cluster's pods and its backup Jobs only",
+		want: map[int32][]string{7000: {ownPods}, 8081: {ownPods, backupPods}, 8080: {"anyone"}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,8 +49,12 @@ func TestDesiredNetworkPolicy(t *testing.T) {
 				for _, from := range rule.From {
 					switch {
 					case from.PodSelector != nil && from.NamespaceSelector == nil && from.IPBlock == nil:
-						got[port] = append(got[port], "pods "+labelName+"="+from.PodSelector.MatchLabels[labelName]+","+labelInstance+"="+from.PodSelector.MatchLabels[labelInstance])
-						expect(t, "pod selector", len(from.PodSelector.MatchLabels), 2)
+						var pairs []string
+						for k, v := range from.PodSelector.MatchLabels {
+							pairs = append(pairs, k+"="+v)
+						}
+						slices.Sort(pairs)
+						got[port] = append(got[port], "pods "+strings.Join(pairs, ","))
 					case from.NamespaceSelector != nil && from.PodSelector == nil && from.IPBlock == nil:
 						got[port] = append(got[port], "namespace "+from.NamespaceSelector.MatchLabels[namespaceNameLabel])
 					default:

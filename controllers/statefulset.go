@@ -88,7 +88,7 @@ func desiredPodTemplate(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 	if affinity == nil {
 		affinity = preferSpreadOverNodes(n)
 	}
-	return corev1.PodTemplateSpec{
+	template := corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: n.labels()},
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{nodeContainerSpec(bt, n, in)},
@@ -116,6 +116,8 @@ func desiredPodTemplate(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 			TopologySpreadConstraints:     bt.Spec.TopologySpreadConstraints,
 		},
 	}
+	withRestore(bt, &template.Spec)
+	return template
 }
 
 // preferSpreadOverNodes asks the scheduler to put members on different
@@ -243,6 +245,7 @@ func nodeArgs(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initialReplicas
 			args = append(args, "--snapshot-threshold="+strconv.FormatInt(*r.SnapshotThreshold, 10))
 		}
 	}
+	args = append(args, restoreArgs(bt)...)
 	return append(args, clientSecurityArgs(bt)...)
 }
 

@@ -278,6 +278,11 @@ type RestoreStatus struct {
 	// job is the Job that read and verified the backup.
 	// +optional
 	Job string `json:"job,omitempty"`
+	// location of the verified backup, resolved (a BuyTrackerBackup's
+	// status.location): the members' init containers fetch it from there,
+	// even after that BuyTrackerBackup is deleted.
+	// +optional
+	Location *BackupLocation `json:"location,omitempty"`
 }
 
 // LastBackupStatus reports a BuyTracker's newest completed backup.

@@ -327,8 +327,8 @@ type BuyTrackerStatus struct {
 	QuorumRecovery *QuorumRecoveryStatus `json:"quorumRecovery,omitempty"`
 
 	// conditions are Available, Progressing, Degraded, DiskPressure,
-	// ClockSkew, VolumeExpansion, CertificatesReady, Restored and
-	// QuorumLost.
+	// ClockSkew, VolumeExpansion, CertificatesReady, Restored,
+	// BackupSchedule and QuorumLost.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

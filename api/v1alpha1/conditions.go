@@ -45,6 +45,22 @@ const (
 	ReasonBackupUnreadable = "BackupUnreadable"
 	ReasonBackupInvalid    = "BackupInvalid"
 	ReasonBackupRestored   = "BackupRestored"
+	// ReasonRestoringBackup (False): the backup was verified and the
+	// members are being created from it; True once the cluster is
+	// Available.
+	ReasonRestoringBackup = "RestoringBackup"
+)
+
+// ConditionBackupSchedule is reported by a BuyTracker whose
+// spec.backup.schedule is set: True while the schedule parses, False
+// (InvalidSchedule) when it does not; then no backup is taken on it and
+// retention deletes nothing.
+const ConditionBackupSchedule = "BackupSchedule"
+
+// Reasons of the BackupSchedule condition.
+const (
+	ReasonScheduleValid   = "ScheduleValid"
+	ReasonInvalidSchedule = "InvalidSchedule"
 )
 
 // Reasons of the QuorumLost condition.

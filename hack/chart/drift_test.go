@@ -392,7 +392,7 @@ func TestDriftCheckReportsEveryKindOfChange(t *testing.T) {
 			pod(t, ms)["hostNetwork"] = true
 		}, "spec.template.spec.hostNetwork: config/default has nothing, the chart true"},
 		{"an even size allowed by the CRD", func(t *testing.T, ms []manifest) {
-			replicas := object(t, only(t, ms, "CustomResourceDefinition").obj, "spec", "versions", 0, "schema", "openAPIV3Schema", "properties", "spec", "properties", "replicas")
+			replicas := object(t, named(t, ms, "CustomResourceDefinition", "buytrackers.buytracker.dev").obj, "spec", "versions", 0, "schema", "openAPIV3Schema", "properties", "spec", "properties", "replicas")
 			replicas["enum"] = append(replicas["enum"].([]any), 2.0)
 		}, "CustomResourceDefinition buytrackers.buytracker.dev: .spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.replicas.enum: config/default has [1,3,5,7,9], the chart [1,3,5,7,9,2]"},
 		{"the ServiceAccount renamed", func(t *testing.T, ms []manifest) {

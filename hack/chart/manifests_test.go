@@ -133,6 +133,19 @@ func only(t *testing.T, ms []manifest, kind string) manifest {
 	return found[0]
 }
 
+// named returns the object of a kind with that name, failing the test when
+// there is none.
+func named(t *testing.T, ms []manifest, kind, name string) manifest {
+	t.Helper()
+	for _, m := range ms {
+		if m.kind() == kind && m.name() == name {
+			return m
+		}
+	}
+	t.Fatalf("no %s %s", kind, name)
+	return manifest{}
+}
+
 // at walks maps by string keys and lists by int indexes; nil when a step is
 // missing.
 func at(v any, path ...any) any {

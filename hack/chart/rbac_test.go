@@ -112,10 +112,17 @@ func TestInstallModesGrantWhatTheySay(t *testing.T) {
 		{wide, "update", "", "secrets", "tills", false},
 		{wide, "delete", "", "secrets", "tills", false},
 		{wide, "delete", "", "pods", "tills", true},
-		// A halted member's volume claim is deleted to replace it; claims
-		// are never created (the StatefulSet does).
+		// A halted member's volume claim is deleted to replace it; the
+		// only claim created is the backups' (<bt>-backups).
 		{wide, "delete", "", "persistentvolumeclaims", "tills", true},
-		{wide, "create", "", "persistentvolumeclaims", "tills", false},
+		{wide, "create", "", "persistentvolumeclaims", "tills", true},
+		{wide, "patch", "", "persistentvolumeclaims", "tills", true},
+		{wide, "update", "", "persistentvolumeclaims", "tills", false},
+		// Backup Jobs are created and left to their TTL and owners.
+		{wide, "create", "batch", "jobs", "tills", true},
+		{wide, "delete", "batch", "jobs", "tills", false},
+		{wide, "delete", "buytracker.dev", "buytrackerbackups", "tills", true},
+		{wide, "patch", "buytracker.dev", "buytrackerbackups", "tills", false},
 		{wide, "create", "networking.k8s.io", "networkpolicies", "tills", true},
 		{wide, "delete", "networking.k8s.io", "networkpolicies", "tills", false},
 		{wide, "create", "", "configmaps", "tills", false},
