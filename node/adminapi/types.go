@@ -107,6 +107,28 @@ type TransferRequest struct {
 	ID string `json:"id,omitempty"`
 }
 
+// RecoverRequest is the body of POST /cluster/recover: LastIndex is the
+// survivor's last log index as the caller observed it, so a node whose log
+// moved since is not recovered at a state nobody looked at.
+type RecoverRequest struct {
+	LastIndex uint64 `json:"last_index"`
+}
+
+// RecoverResult is the answer of POST /cluster/recover: the node is the only
+// voter of a configuration recovered at LastIndex, and leads in Term.
+type RecoverResult struct {
+	Recovered bool   `json:"recovered"`
+	LastIndex uint64 `json:"last_index"`
+	Term      uint64 `json:"term"`
+}
+
+// RecoverRefusal is the body of a 409 answer of POST /cluster/recover: the
+// error and the node's current last log index.
+type RecoverRefusal struct {
+	Error     ErrorDetail `json:"error"`
+	LastIndex uint64      `json:"last_index"`
+}
+
 // NodeInfo is what a node publishes about itself into the replicated state,
 // so that peers can forward requests to it.
 type NodeInfo struct {
