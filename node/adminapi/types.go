@@ -66,6 +66,9 @@ type Status struct {
 	// incarnation changes each time the node starts on an empty data dir.
 	ClusterID   string `json:"cluster_id,omitempty"`
 	Incarnation string `json:"incarnation,omitempty"`
+	// RecoveredIndex is the last index at which this node last recovered
+	// from a lost quorum (POST /cluster/recover), 0 if it never did.
+	RecoveredIndex uint64 `json:"recovered_index,omitempty"`
 	// ClockUnixNano is the node's wall clock when it answered: the leader
 	// compares its own with the voters' before it stamps purchases.
 	ClockUnixNano int64 `json:"clock_unix_nano"`

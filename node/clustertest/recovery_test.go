@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,9 +17,9 @@ import (
 
 // refusedRecovery asks n to recover and fails the test unless it answers
 // 409; it returns the refusal.
-func refusedRecovery(t *testing.T, c *Cluster, n *Node, lastIndex uint64, why string) *adminapi.RecoverRefusedError {
+func refusedRecovery(t *testing.T, admin map[string]*adminapi.Client, n *Node, lastIndex uint64, why string) *adminapi.RecoverRefusedError {
 	t.Helper()
-	res, err := c.Admin(n).RecoverQuorum(t.Context(), lastIndex)
+	res, err := admin[n.ID].RecoverQuorum(t.Context(), lastIndex)
 	var refused *adminapi.RecoverRefusedError
 	if !errors.As(err, &refused) || !adminapi.IsStatus(err, http.StatusConflict) {
 		t.Fatalf("recover on %s (%s): answered %+v, %v; want a 409 refusal", n.ID, why, res, err)
@@ -57,6 +58,12 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 		}
 	}
 	want := purchaseKeys(t, c, survivor)
+	// One admin client per node, reused: polling with new ones would open
+	// connections up to the admin listener's cap.
+	admin := map[string]*adminapi.Client{}
+	for _, node := range c.Nodes() {
+		admin[node.ID] = c.Admin(node)
+	}
 	if len(want) != n {
 		t.Fatalf("the survivor exports %d purchases, want %d", len(want), n)
 	}
@@ -64,23 +71,37 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 	// A healthy cluster refuses, on the leader and on a follower, and
 	// nothing changes.
 	for _, node := range c.Nodes() {
-		st, err := c.Admin(node).Status(t.Context())
+		st, err := admin[node.ID].Status(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		refusedRecovery(t, c, node, st.LastIndex, "healthy cluster")
+		refusedRecovery(t, admin, node, st.LastIndex, "healthy cluster")
 	}
 	waitSuffrage(t, c, survivor, map[string]adminapi.Suffrage{"n1": adminapi.Voter, "n2": adminapi.Voter, "n3": adminapi.Voter})
 
-	// Two volumes lost for good: the members come back empty.
+	// Two volumes lost for good. The members come back empty once the
+	// survivor has stepped down: a leader still in office would simply take
+	// them back (one member at a time, that is the ordinary lost volume).
 	for _, node := range lost {
 		c.Stop(node)
 		c.WipeData(node)
+	}
+	c.Eventually(30*time.Second, survivor.ID+" steps down without a quorum", func() error {
+		st, err := admin[survivor.ID].Status(t.Context())
+		if err != nil {
+			return err
+		}
+		if st.Leader != "" {
+			return fmt.Errorf("it follows %q", st.Leader)
+		}
+		return nil
+	})
+	for _, node := range lost {
 		c.Restart(node)
 	}
 	for _, node := range lost {
 		c.Eventually(30*time.Second, node.ID+" is an empty member waiting to rejoin", func() error {
-			st, err := c.Admin(node).Status(t.Context())
+			st, err := admin[node.ID].Status(t.Context())
 			if err != nil {
 				return err
 			}
@@ -92,7 +113,7 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 	}
 	var last uint64
 	c.Eventually(30*time.Second, survivor.ID+" knows no leader", func() error {
-		st, err := c.Admin(survivor).Status(t.Context())
+		st, err := admin[survivor.ID].Status(t.Context())
 		if err != nil {
 			return err
 		}
@@ -114,24 +135,33 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 	}
 
 	// Refusals that change nothing: an empty member, a wrong index.
-	refusedRecovery(t, c, lost[0], 0, "empty member")
-	refusal := refusedRecovery(t, c, survivor, last+1, "wrong last index")
-	if refusal.LastIndex != last {
-		t.Fatalf("the refusal carries last index %d, want %d", refusal.LastIndex, last)
-	}
-	if st, err := c.Admin(survivor).Status(t.Context()); err != nil || st.LastIndex != last || st.Leader != "" {
+	refusedRecovery(t, admin, lost[0], last, "empty member asked with the survivor's index")
+	// Right after it stepped down the survivor still refuses for having
+	// heard from a leader (itself) within an election timeout; then for the
+	// index alone.
+	c.Eventually(10*time.Second, "a refusal for the wrong last index", func() error {
+		refusal := refusedRecovery(t, admin, survivor, last+1, "wrong last index")
+		if refusal.LastIndex != last {
+			t.Fatalf("the refusal carries last index %d, want %d", refusal.LastIndex, last)
+		}
+		if !strings.Contains(refusal.Message, fmt.Sprintf("last index is %d, not %d", last, last+1)) {
+			return refusal
+		}
+		return nil
+	})
+	if st, err := admin[survivor.ID].Status(t.Context()); err != nil || st.LastIndex != last || st.Leader != "" {
 		t.Fatalf("after the refusals the survivor is %+v (%v); want it unchanged at %d without a leader", st, err, last)
 	}
 
 	// The recovery.
-	res, err := c.Admin(survivor).RecoverQuorum(t.Context(), last)
+	res, err := admin[survivor.ID].RecoverQuorum(t.Context(), last)
 	if err != nil {
 		t.Fatalf("recover on %s at %d: %v\nlog:\n%s", survivor.ID, last, err, tail(c.Log(survivor), 30))
 	}
 	if !res.Recovered || res.LastIndex != last || res.Term == 0 {
 		t.Fatalf("recover answered %+v, want recovered at %d with a term", res, last)
 	}
-	again, err := c.Admin(survivor).RecoverQuorum(t.Context(), last)
+	again, err := admin[survivor.ID].RecoverQuorum(t.Context(), last)
 	if err != nil || !again.Recovered || again.LastIndex != last {
 		t.Fatalf("a repeated recover answered %+v, %v; want 200 at %d", again, err, last)
 	}
@@ -152,7 +182,7 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 
 	// The empty members come back through the ordinary path.
 	for _, node := range lost {
-		if _, err := c.Admin(survivor).AddMember(t.Context(), node.ID, node.RaftAddr); err != nil {
+		if _, err := admin[survivor.ID].AddMember(t.Context(), node.ID, node.RaftAddr); err != nil {
 			t.Fatalf("add %s: %v", node.ID, err)
 		}
 	}
