@@ -98,10 +98,11 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		tlsStatus *buytrackerv1alpha1.TLSStatus
 		certCond  *metav1.Condition
 		volumes   *metav1.Condition
+		quorumRep *quorumReport
 		next      = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
 	)
 	defer func() {
-		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, certificates: certCond, volumes: volumes, next: next}, err)
+		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, certificates: certCond, volumes: volumes, quorum: quorumRep, next: next}, err)
 		switch {
 		case apierrors.IsConflict(serr):
 			// The cache held an older BuyTracker than the server: look
@@ -174,6 +175,12 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.reconcileDisruptionBudget(ctx, &bt, n, budgetVoters(&bt, v)); err != nil {
 		return ctrl.Result{}, err
 	}
+	qr := r.reconcileQuorum(ctx, &bt, n, v, admin)
+	quorumRep = &qr
+	if qr.acted {
+		next = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "%s", qr.recovery.Message)
+		return ctrl.Result{RequeueAfter: r.intervals().Progress}, nil
+	}
 	next = planNext(v)
 	logf.FromContext(ctx).V(1).Info("Planned step", "action", next.action, "phase", next.phase, "note", next.note)
 	if err := r.execute(ctx, &bt, n, sts, v, next, admin); err != nil {
@@ -199,6 +206,7 @@ type passReport struct {
 	tls          *buytrackerv1alpha1.TLSStatus
 	certificates *metav1.Condition
 	volumes      *metav1.Condition
+	quorum       *quorumReport
 	next         step
 }
 
@@ -213,6 +221,10 @@ func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1
 	}
 	if p.certificates != nil {
 		meta.SetStatusCondition(&status.Conditions, *p.certificates)
+	}
+	if p.quorum != nil {
+		meta.SetStatusCondition(&status.Conditions, p.quorum.condition)
+		status.QuorumRecovery = p.quorum.recovery
 	}
 	if equality.Semantic.DeepEqual(status, bt.Status) {
 		return nil

@@ -76,6 +76,7 @@ var conditionEvents = []conditionEvent{
 	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerMissing), corev1.EventTypeWarning, "CertManagerMissing"},
 	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerNotReady), corev1.EventTypeWarning, "CertificatesNotReady"},
 	{buytrackerv1alpha1.ConditionCertificatesReady, reasonBecomes(buytrackerv1alpha1.ReasonCertManagerReady), corev1.EventTypeNormal, "CertificatesReady"},
+	{buytrackerv1alpha1.ConditionQuorumLost, reasonBecomes(buytrackerv1alpha1.ReasonMajorityVolumesLost), corev1.EventTypeWarning, "QuorumLost"},
 }
 
 // recordHealthChanges records the Event of every condition that entered a

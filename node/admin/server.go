@@ -167,9 +167,9 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request) {
 			Error:     adminapi.ErrorDetail{Code: "recover_refused", Message: refusal.Reason},
 			LastIndex: refusal.LastIndex,
 		})
-	case errors.Is(err, store.ErrNoLeader):
+	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrRecoveryRunning):
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "no_leader", err.Error())
+		writeError(w, http.StatusServiceUnavailable, "recover_pending", err.Error())
 	default:
 		s.logger.Error("Recovery from a lost quorum failed", "last_index", req.LastIndex, "error", err)
 		writeError(w, http.StatusInternalServerError, "recover_failed", err.Error())

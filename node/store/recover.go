@@ -39,6 +39,11 @@ import (
 // ErrRecoveryRefused means a recovery was refused; nothing changed.
 var ErrRecoveryRefused = errors.New("recovery refused")
 
+// ErrRecoveryRunning means a recovery is under way on this node (or it is
+// stopping): ask again later; a repeated request for the same index is then
+// answered as the first.
+var ErrRecoveryRunning = errors.New("a recovery is running on this node; ask again")
+
 // RecoveryRefusal is a refused recovery: why, and the node's last log index.
 type RecoveryRefusal struct {
 	Reason    string
@@ -71,7 +76,7 @@ func (s *Store) RecoverQuorum(ctx context.Context, lastIndex uint64) (adminapi.R
 
 func (s *Store) recoverOnce(lastIndex uint64) error {
 	if !s.recoverMu.TryLock() {
-		return &RecoveryRefusal{Reason: "a recovery is already running on this node", LastIndex: s.Raft().LastIndex()}
+		return ErrRecoveryRunning
 	}
 	defer s.recoverMu.Unlock()
 	select {
