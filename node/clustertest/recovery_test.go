@@ -77,6 +77,9 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 		}
 		refusedRecovery(t, admin, node, st.LastIndex, "healthy cluster")
 	}
+	if _, err := admin[survivor.ID].RecoverQuorum(t.Context(), 0); !adminapi.IsStatus(err, http.StatusBadRequest) {
+		t.Fatalf("recover without a last index: %v, want 400", err)
+	}
 	waitSuffrage(t, c, survivor, map[string]adminapi.Suffrage{"n1": adminapi.Voter, "n2": adminapi.Voter, "n3": adminapi.Voter})
 
 	// Two volumes lost for good. The members come back empty once the

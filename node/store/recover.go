@@ -158,6 +158,9 @@ func (s *Store) replaceRaft(lastIndex uint64) error {
 	// Recorded first: a crash after RecoverCluster leaves a data dir that
 	// says what happened to it. A failed recovery takes the record back.
 	before := s.currentIdentity()
+	if before == nil {
+		return errors.New("this node's data dir has no identity to record the recovery in")
+	}
 	after := *before
 	after.Recovered = &quorumRecovery{At: time.Now().UTC(), LastIndex: lastIndex, Term: old.CurrentTerm(), Replaced: replaced}
 	if err := writeIdentity(s.cfg.DataDir, &after); err != nil {
