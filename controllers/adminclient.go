@@ -24,6 +24,7 @@ type AdminClient interface {
 	AddMember(ctx context.Context, id, address string) (*adminapi.Result, error)
 	RemoveMember(ctx context.Context, id string) (*adminapi.Result, error)
 	TransferLeadership(ctx context.Context, target string) (*adminapi.Result, error)
+	RecoverQuorum(ctx context.Context, lastIndex uint64) (*adminapi.RecoverResult, error)
 }
 
 // AdminTarget is one node's admin API and what a call to it needs.

@@ -100,10 +100,12 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		certCond  *metav1.Condition
 		volumes   *metav1.Condition
 		restore   *restoreReport
+		quorumRep *quorumReport
 		next      = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "reconciling children")
 	)
 	defer func() {
-		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, certificates: certCond, volumes: volumes, restore: restore, next: next}, err)
+		serr := r.writeStatus(ctx, &bt, passReport{view: view, tls: tlsStatus, certificates: certCond, volumes: volumes,
+			restore: restore, quorum: quorumRep, next: next}, err)
 		switch {
 		case apierrors.IsConflict(serr):
 			// The cache held an older BuyTracker than the server: look
@@ -185,6 +187,12 @@ func (r *BuyTrackerReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.reconcileDisruptionBudget(ctx, &bt, n, budgetVoters(&bt, v)); err != nil {
 		return ctrl.Result{}, err
 	}
+	qr := r.reconcileQuorum(ctx, &bt, n, v, admin)
+	quorumRep = &qr
+	if qr.acted {
+		next = wait(buytrackerv1alpha1.ReasonWaitingForLeader, "%s", qr.recovery.Message)
+		return ctrl.Result{RequeueAfter: r.intervals().Progress}, nil
+	}
 	next = planNext(v)
 	logf.FromContext(ctx).V(1).Info("Planned step", "action", next.action, "phase", next.phase, "note", next.note)
 	if err := r.execute(ctx, &bt, n, sts, v, next, admin); err != nil {
@@ -211,6 +219,7 @@ type passReport struct {
 	certificates *metav1.Condition
 	volumes      *metav1.Condition
 	restore      *restoreReport
+	quorum       *quorumReport
 	next         step
 }
 
@@ -227,6 +236,10 @@ func (r *BuyTrackerReconciler) writeStatus(ctx context.Context, bt *buytrackerv1
 		meta.SetStatusCondition(&status.Conditions, *p.certificates)
 	}
 	applyRestore(bt, &status, p.restore)
+	if p.quorum != nil {
+		meta.SetStatusCondition(&status.Conditions, p.quorum.condition)
+		status.QuorumRecovery = p.quorum.recovery
+	}
 	if equality.Semantic.DeepEqual(status, bt.Status) {
 		return nil
 	}

@@ -81,6 +81,7 @@ var conditionEvents = []conditionEvent{
 	{buytrackerv1alpha1.ConditionRestored, reasonBecomes(buytrackerv1alpha1.ReasonBackupInvalid), corev1.EventTypeWarning, "RestoreFailed"},
 	{buytrackerv1alpha1.ConditionRestored, reasonBecomes(buytrackerv1alpha1.ReasonRestoringBackup), corev1.EventTypeNormal, "BackupVerified"},
 	{buytrackerv1alpha1.ConditionRestored, reasonBecomes(buytrackerv1alpha1.ReasonBackupRestored), corev1.EventTypeNormal, "Restored"},
+	{buytrackerv1alpha1.ConditionQuorumLost, reasonBecomes(buytrackerv1alpha1.ReasonMajorityVolumesLost), corev1.EventTypeWarning, "QuorumLost"},
 }
 
 // recordHealthChanges records the Event of every condition that entered a

@@ -91,6 +91,13 @@ func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1a
 			add(name)
 		}
 	}
+	// Without a leader, a node that kept its data knows the configuration;
+	// one that came back empty knows none.
+	for _, name := range slices.Sorted(maps.Keys(v.nodes)) {
+		if st := v.nodes[name]; st.Leader == "" && st.HasData && !st.Joining {
+			add(name)
+		}
+	}
 	add(bt.Status.Leader)
 	for _, onlyReady := range []bool{true, false} {
 		for i := range max(v.stsReplicas, v.desired) {

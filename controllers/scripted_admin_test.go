@@ -33,11 +33,13 @@ type scriptedCluster struct {
 	// disk, clock); statusCalls counts those calls per pod.
 	nodeStatus  map[string]func(*adminapi.Status)
 	statusCalls map[string]int
+	// recoveredAt is the index a pod recovered a lost quorum at.
+	recoveredAt map[string]uint64
 }
 
 func newScriptedCluster(names clusterNames, size int32, leader int32) *scriptedCluster {
 	s := &scriptedCluster{names: names, leader: names.pod(leader), commit: 100, down: map[string]bool{}, tokens: map[string]bool{},
-		nodeStatus: map[string]func(*adminapi.Status){}, statusCalls: map[string]int{}}
+		nodeStatus: map[string]func(*adminapi.Status){}, statusCalls: map[string]int{}, recoveredAt: map[string]uint64{}}
 	for i := range size {
 		s.members = append(s.members, adminapi.Member{ID: names.pod(i), Address: names.raftAddress(names.pod(i)), Suffrage: adminapi.Voter})
 	}
@@ -173,15 +175,52 @@ func (n *scriptedNode) Status(context.Context) (*adminapi.Status, error) {
 		return nil, err
 	}
 	s.statusCalls[n.pod]++
+	return n.statusLocked(), nil
+}
+
+func (n *scriptedNode) statusLocked() *adminapi.Status {
+	s := n.cluster
 	state := "Follower"
 	if n.pod == s.leader {
 		state = "Leader"
 	}
-	st := &adminapi.Status{ID: n.pod, State: state, Leader: s.leader, Term: 1, LastIndex: s.commit, CommitIndex: s.commit, AppliedIndex: s.commit}
+	st := &adminapi.Status{ID: n.pod, State: state, Leader: s.leader, Term: 1, LastIndex: s.commit, CommitIndex: s.commit, AppliedIndex: s.commit,
+		RecoveredIndex: s.recoveredAt[n.pod]}
 	if edit := s.nodeStatus[n.pod]; edit != nil {
 		edit(st)
 	}
-	return st, nil
+	return st
+}
+
+// RecoverQuorum answers as a node does: a pod that recovered at lastIndex
+// and leads answers the same again; one that knows a leader, holds no data
+// of its own, or has another last index refuses; otherwise it becomes the
+// only voter and leads.
+func (n *scriptedNode) RecoverQuorum(_ context.Context, lastIndex uint64) (*adminapi.RecoverResult, error) {
+	s := n.cluster
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := n.answer(); err != nil {
+		return nil, err
+	}
+	s.calls = append(s.calls, fmt.Sprintf("recover %s %d", n.pod, lastIndex))
+	st := n.statusLocked()
+	refuse := func(reason string) error {
+		return &adminapi.RecoverRefusedError{APIError: &adminapi.APIError{StatusCode: 409, Code: "recover_refused", Message: reason}, LastIndex: st.LastIndex}
+	}
+	switch {
+	case s.recoveredAt[n.pod] == lastIndex && s.leader == n.pod:
+		return &adminapi.RecoverResult{Recovered: true, LastIndex: lastIndex, Term: 2}, nil
+	case s.leader != "":
+		return nil, refuse("a leader is known (" + s.leader + ")")
+	case !st.HasData || st.Joining:
+		return nil, refuse("this node holds no data of its own")
+	case st.LastIndex != lastIndex:
+		return nil, refuse(fmt.Sprintf("this node's last index is %d, not %d", st.LastIndex, lastIndex))
+	}
+	s.leader, s.recoveredAt[n.pod] = n.pod, lastIndex
+	s.members = []adminapi.Member{{ID: n.pod, Address: s.names.raftAddress(n.pod), Suffrage: adminapi.Voter}}
+	return &adminapi.RecoverResult{Recovered: true, LastIndex: lastIndex, Term: 2}, nil
 }
 
 func (n *scriptedNode) AddMember(ctx context.Context, id, address string) (*adminapi.Result, error) {

@@ -36,6 +36,7 @@ type Store interface {
 	Snapshot() (uint64, error)
 	Backup(ctx context.Context, c store.Consistency) (*ledger.Capture, error)
 	Ready() (bool, string)
+	RecoverQuorum(ctx context.Context, lastIndex uint64) (adminapi.RecoverResult, error)
 }
 
 // Server is the admin API of one node.
@@ -65,6 +66,7 @@ func New(st Store, token string, logger *slog.Logger, forwardTLS *tls.Config) (*
 	s.mux.HandleFunc("POST /cluster/members", s.handleAddMember)
 	s.mux.HandleFunc("DELETE /cluster/members/{id}", s.handleRemoveMember)
 	s.mux.HandleFunc("POST /cluster/leadership-transfer", s.handleTransfer)
+	s.mux.HandleFunc("POST /cluster/recover", s.handleRecover)
 	s.mux.HandleFunc("POST /snapshot", s.handleSnapshot)
 	s.mux.HandleFunc("GET /backup", s.handleBackup)
 	// Profiles, behind the same token, for diagnosing a live node.
@@ -139,6 +141,39 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	err := s.store.TransferLeadership(req.ID)
 	s.answer(w, r, body, 0, err, "leadership transferred")
+}
+
+// handleRecover makes this node the only voter after a lost quorum. It is
+// never forwarded: it is asked of one node, the survivor the caller chose.
+func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request) {
+	var req adminapi.RecoverRequest
+	body, ok := decodeBody(w, r, &req)
+	if !ok {
+		return
+	}
+	if len(strings.TrimSpace(string(body))) == 0 || req.LastIndex == 0 {
+		writeError(w, http.StatusBadRequest, "invalid_recover", "last_index, the survivor's last log index as observed, is required")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	res, err := s.store.RecoverQuorum(ctx, req.LastIndex)
+	var refusal *store.RecoveryRefusal
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, res)
+	case errors.As(err, &refusal):
+		writeJSON(w, http.StatusConflict, adminapi.RecoverRefusal{
+			Error:     adminapi.ErrorDetail{Code: "recover_refused", Message: refusal.Reason},
+			LastIndex: refusal.LastIndex,
+		})
+	case errors.Is(err, store.ErrNoLeader), errors.Is(err, store.ErrRecoveryRunning):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "recover_pending", err.Error())
+	default:
+		s.logger.Error("Recovery from a lost quorum failed", "last_index", req.LastIndex, "error", err)
+		writeError(w, http.StatusInternalServerError, "recover_failed", err.Error())
+	}
 }
 
 // handleSnapshot makes this node (not the leader: each node compacts its

@@ -18,6 +18,8 @@ type APIError struct {
 	StatusCode int
 	Code       string
 	Message    string
+	// lastIndex is the last_index of a recovery's refusal.
+	lastIndex uint64
 }
 
 func (e *APIError) Error() string {
@@ -120,6 +122,33 @@ func (c *Client) Snapshot(ctx context.Context) (*Result, error) {
 	return &out, nil
 }
 
+// RecoverQuorum asks the node to recover from a lost quorum: to make itself
+// the only voter, keeping its log, when its last log index is lastIndex. A
+// refusal (409) is a *RecoverRefusedError carrying the node's last index.
+// Asked again after it succeeded, it answers the same result.
+func (c *Client) RecoverQuorum(ctx context.Context, lastIndex uint64) (*RecoverResult, error) {
+	var out RecoverResult
+	err := c.do(ctx, http.MethodPost, "/cluster/recover", RecoverRequest{LastIndex: lastIndex}, &out)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict {
+		return nil, &RecoverRefusedError{APIError: apiErr, LastIndex: apiErr.lastIndex}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RecoverRefusedError is a refused recovery: nothing changed on the node.
+type RecoverRefusedError struct {
+	*APIError
+	// LastIndex is the node's last log index when it refused.
+	LastIndex uint64
+}
+
+// Unwrap lets errors.As and IsStatus see the APIError.
+func (e *RecoverRefusedError) Unwrap() error { return e.APIError }
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -169,9 +198,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // with the code and message of its JSON error body when it has one.
 func AnswerError(status int, body []byte) *APIError {
 	apiErr := &APIError{StatusCode: status, Code: "http_error", Message: strings.TrimSpace(string(body))}
-	var eb ErrorBody
+	var eb RecoverRefusal // an ErrorBody, with last_index when a recovery was refused
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
-		apiErr.Code, apiErr.Message = eb.Error.Code, eb.Error.Message
+		apiErr.Code, apiErr.Message, apiErr.lastIndex = eb.Error.Code, eb.Error.Message, eb.LastIndex
 	}
 	return apiErr
 }

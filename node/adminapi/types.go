@@ -66,6 +66,9 @@ type Status struct {
 	// incarnation changes each time the node starts on an empty data dir.
 	ClusterID   string `json:"cluster_id,omitempty"`
 	Incarnation string `json:"incarnation,omitempty"`
+	// RecoveredIndex is the last index at which this node last recovered
+	// from a lost quorum (POST /cluster/recover), 0 if it never did.
+	RecoveredIndex uint64 `json:"recovered_index,omitempty"`
 	// ClockUnixNano is the node's wall clock when it answered: the leader
 	// compares its own with the voters' before it stamps purchases.
 	ClockUnixNano int64 `json:"clock_unix_nano"`
@@ -105,6 +108,28 @@ type AddMemberRequest struct {
 // ID lets Raft pick the most up-to-date voter.
 type TransferRequest struct {
 	ID string `json:"id,omitempty"`
+}
+
+// RecoverRequest is the body of POST /cluster/recover: LastIndex is the
+// survivor's last log index as the caller observed it, so a node whose log
+// moved since is not recovered at a state nobody looked at.
+type RecoverRequest struct {
+	LastIndex uint64 `json:"last_index"`
+}
+
+// RecoverResult is the answer of POST /cluster/recover: the node is the only
+// voter of a configuration recovered at LastIndex, and leads in Term.
+type RecoverResult struct {
+	Recovered bool   `json:"recovered"`
+	LastIndex uint64 `json:"last_index"`
+	Term      uint64 `json:"term"`
+}
+
+// RecoverRefusal is the body of a 409 answer of POST /cluster/recover: the
+// error and the node's current last log index.
+type RecoverRefusal struct {
+	Error     ErrorDetail `json:"error"`
+	LastIndex uint64      `json:"last_index"`
 }
 
 // NodeInfo is what a node publishes about itself into the replicated state,

@@ -131,3 +131,49 @@ func TestClosedEndpointRefusesWork(t *testing.T) {
 		}
 	})
 }
+
+// A detached Raft layer is one Raft instance's view of the endpoint: closing
+// it ends only its Accept, and the next layer takes the next connection
+// while the endpoint goes on answering calls.
+func TestClosingADetachedRaftLayerKeepsTheEndpoint(t *testing.T) {
+	forEachMode(t, func(t *testing.T, n *testNet) {
+		server := n.server("n1", map[Method]Handler{methodEcho: echo}, nil)
+		addr := server.Addr().String()
+		client := n.endpoint("n2", nil)
+
+		first := server.DetachedRaftLayer()
+		accepting := make(chan error, 1)
+		go func() {
+			_, err := first.Accept()
+			accepting <- err
+		}()
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-accepting:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("Accept of a closed detached layer: %v, want net.ErrClosed", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("closing the detached layer did not end its Accept")
+		}
+		if err := first.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+
+		if got, err := client.Call(context.Background(), addr, methodEcho, []byte("still"), 0); err != nil || string(got) != "echo:still" {
+			t.Fatalf("call after the detached layer closed: %q, %v", got, err)
+		}
+		conn, err := client.RaftLayer().Dial(raft.ServerAddress(addr), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		accepted, err := server.DetachedRaftLayer().Accept()
+		if err != nil {
+			t.Fatalf("the next detached layer accepts nothing: %v", err)
+		}
+		accepted.Close()
+	})
+}

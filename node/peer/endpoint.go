@@ -284,13 +284,28 @@ func (e *Endpoint) serveRaft(conn net.Conn, br *bufio.Reader, cert *x509.Certifi
 	checked.run()
 }
 
-// RaftLayer returns the raft.StreamLayer over this endpoint.
-func (e *Endpoint) RaftLayer() raft.StreamLayer { return raftLayer{e} }
+// RaftLayer returns the raft.StreamLayer over this endpoint. Closing it
+// closes the endpoint.
+func (e *Endpoint) RaftLayer() raft.StreamLayer { return raftLayer{e: e} }
+
+// DetachedRaftLayer returns a raft.StreamLayer over this endpoint whose
+// Close only ends its own Accept: the endpoint stays open for the stream
+// layer of the next Raft instance. hashicorp/raft closes its transport, and
+// so the stream layer, when it shuts down; a node that replaces its Raft
+// instance in process (recovery from a lost quorum) keeps its endpoint.
+func (e *Endpoint) DetachedRaftLayer() raft.StreamLayer {
+	return raftLayer{e: e, detached: make(chan struct{}), closeOnce: new(sync.Once)}
+}
 
 // raftLayer is the endpoint as hashicorp/raft's stream layer. It advertises
 // a host name rather than an IP: a pod's IP changes on restart while its DNS
 // name in the headless Service does not.
-type raftLayer struct{ e *Endpoint }
+type raftLayer struct {
+	e *Endpoint
+	// detached, when set, is what Close closes instead of the endpoint.
+	detached  chan struct{}
+	closeOnce *sync.Once
+}
 
 func (l raftLayer) Accept() (net.Conn, error) {
 	select {
@@ -298,10 +313,19 @@ func (l raftLayer) Accept() (net.Conn, error) {
 		return c, nil
 	case <-l.e.ctx.Done():
 		return nil, net.ErrClosed
+	case <-l.detached: // nil, and so never ready, unless detached
+		return nil, net.ErrClosed
 	}
 }
 
-func (l raftLayer) Close() error   { return l.e.Close() }
+func (l raftLayer) Close() error {
+	if l.detached == nil {
+		return l.e.Close()
+	}
+	l.closeOnce.Do(func() { close(l.detached) })
+	return nil
+}
+
 func (l raftLayer) Addr() net.Addr { return advertisedAddr(l.e.cfg.Advertise) }
 
 func (l raftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {

@@ -118,7 +118,7 @@ func (s *Store) bootstrap() error {
 	}
 	s.setIdentity(id)
 	s.logger.Info("Bootstrapping the cluster", "servers", len(s.cfg.InitialCluster), "incarnation", id.Incarnation)
-	err = s.raft.BootstrapCluster(raft.Configuration{Servers: s.cfg.InitialCluster}).Error()
+	err = s.Raft().BootstrapCluster(raft.Configuration{Servers: s.cfg.InitialCluster}).Error()
 	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -159,7 +159,7 @@ func (s *Store) join() {
 				s.logger.Info("Asking the leader to take this node back failed; retrying", "error", err)
 			}
 		}
-		if joinIndex > 0 && s.raft.LastIndex() >= joinIndex && s.listedAs(raft.Nonvoter) {
+		if joinIndex > 0 && s.Raft().LastIndex() >= joinIndex && s.listedAs(raft.Nonvoter) {
 			done := *id
 			done.Joining = false
 			if err := writeIdentity(s.cfg.DataDir, &done); err != nil {
@@ -239,7 +239,7 @@ func (s *Store) listedAs(suffrage raft.ServerSuffrage) bool {
 // empty becomes a non-voter until it has caught up. It answers the index of
 // the configuration that lists it so.
 func (s *Store) rejoin(req rejoinRequest) (uint64, error) {
-	if s.raft.State() != raft.Leader {
+	if s.Raft().State() != raft.Leader {
 		return 0, s.notLeaderError()
 	}
 	srv, ok, err := s.server(req.ID)
@@ -252,14 +252,14 @@ func (s *Store) rejoin(req rejoinRequest) (uint64, error) {
 	var f raft.IndexFuture
 	switch {
 	case srv.Suffrage == raft.Voter:
-		f = s.raft.DemoteVoter(srv.ID, 0, membershipTimeout)
+		f = s.Raft().DemoteVoter(srv.ID, 0, membershipTimeout)
 	case string(srv.Address) != req.Address && req.Address != "":
-		f = s.raft.AddNonvoter(srv.ID, raft.ServerAddress(req.Address), 0, membershipTimeout)
+		f = s.Raft().AddNonvoter(srv.ID, raft.ServerAddress(req.Address), 0, membershipTimeout)
 	default:
 		// Already a non-voter: the configuration that says so is in the
 		// log at or below its last index (GetConfiguration's future
 		// carries no index).
-		return s.raft.LastIndex(), nil
+		return s.Raft().LastIndex(), nil
 	}
 	if err := f.Error(); err != nil {
 		return 0, fmt.Errorf("take %s back as a non-voter: %w", req.ID, s.mapRaftError(err))

@@ -47,7 +47,7 @@ func (s *Store) Buy(ctx context.Context, p ledger.Purchase) (ledger.BuyResult, e
 		}
 		return ledger.BuyResult{}, err
 	}
-	if s.raft.State() != raft.Leader {
+	if s.Raft().State() != raft.Leader {
 		if err := s.notLeaderError(); !errors.Is(err, ErrNotLeader) {
 			return ledger.BuyResult{}, err
 		}
@@ -75,7 +75,7 @@ func (s *Store) submitAsLeader(p ledger.Purchase) (*pendingBuy, *buyOutcome) {
 	if err := ledger.ValidatePurchase(&p); err != nil {
 		return nil, &buyOutcome{err: err}
 	}
-	if s.raft.State() != raft.Leader {
+	if s.Raft().State() != raft.Leader {
 		return nil, &buyOutcome{err: ErrNoLeader}
 	}
 	// A retry of a recorded purchase is answered without a log entry.
@@ -204,7 +204,7 @@ func (s *Store) runBatcher() {
 		cmd := ledger.EncodeBuyBatch(ledger.BuyBatch{LeaderTime: now.UnixNano(), Purchases: batch})
 		s.metrics.batchSize.Observe(float64(len(buys)))
 		start := time.Now()
-		s.batches <- inflightBatch{future: s.raft.Apply(cmd, 5*time.Second), buys: buys, start: start}
+		s.batches <- inflightBatch{future: s.Raft().Apply(cmd, 5*time.Second), buys: buys, start: start}
 	}
 }
 

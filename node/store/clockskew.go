@@ -135,7 +135,7 @@ func (g *clockGuard) snapshot() (skewed bool, maxOffset time.Duration) {
 // checkClocks compares this leader's clock with every other voter's and
 // records the outcome for term.
 func (s *Store) checkClocks(ctx context.Context, term uint64) error {
-	f := s.raft.GetConfiguration()
+	f := s.Raft().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func (s *Store) runClockCheck() {
 		case <-s.clocks.recheckNow:
 		}
 		term := s.leaderTerm.Load()
-		if term == 0 || s.raft.State() != raft.Leader {
+		if term == 0 || s.Raft().State() != raft.Leader {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -237,7 +237,7 @@ func (s *Store) handOverForSkew() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.transferLeadership(s.raft.LeadershipTransfer); err != nil {
+		if err := s.transferLeadership(s.Raft().LeadershipTransfer); err != nil {
 			s.logger.Warn("Handing leadership over for clock skew failed", "error", err)
 		}
 	}()

@@ -97,7 +97,7 @@ func (s *Store) runDigestCheck() {
 // compareDigests asks every other member for its digest and compares it
 // with this node's at the same index. It also returns the number of voters.
 func (s *Store) compareDigests(ctx context.Context) ([]digestVote, int) {
-	f := s.raft.GetConfiguration()
+	f := s.Raft().GetConfiguration()
 	if f.Error() != nil {
 		return nil, 0
 	}

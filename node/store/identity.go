@@ -46,6 +46,21 @@ type dataIdentity struct {
 	RestoreFrom   string    `json:"restore_from,omitempty"`
 	RestoredIndex uint64    `json:"restored_index,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Recovered is the latest recovery from a lost quorum on this data
+	// dir (recover.go).
+	Recovered *quorumRecovery `json:"recovered,omitempty"`
+}
+
+// quorumRecovery records a recovery from a lost quorum: this node made
+// itself the only voter, keeping its log up to LastIndex.
+type quorumRecovery struct {
+	At        time.Time `json:"at"`
+	LastIndex uint64    `json:"last_index"`
+	// Term is the term the node was in when it recovered.
+	Term uint64 `json:"term"`
+	// Replaced is the configuration it replaced, "id=address" per voter,
+	// for whoever investigates later.
+	Replaced []string `json:"replaced"`
 }
 
 // dataDirState is what a node finds in its data dir at start.

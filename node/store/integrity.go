@@ -25,9 +25,13 @@ func (s *Store) watchHalt() {
 	s.logger.Error("Taking this node out of service: its ledger halted; replace this member", "error", s.ledger.Halted())
 	// Never from inside Apply: Shutdown waits for the FSM goroutine, which
 	// has returned from the halting apply by the time the channel closed.
-	if err := s.raft.Shutdown().Error(); err != nil {
+	s.recoverMu.Lock()
+	defer s.recoverMu.Unlock()
+	if err := s.Raft().Shutdown().Error(); err != nil {
 		s.logger.Warn("Shutting Raft down after the halt failed", "error", err)
 	}
+	// Peers learn at once that it is gone: the endpoint closes with Raft.
+	s.peers.Close()
 }
 
 // blockedCheckInterval is how often the store looks for a blocked apply.
@@ -61,11 +65,11 @@ func (s *Store) watchApplyBlocked() {
 			s.disk.writeFailed(blocked)
 		}
 		wasBlocked = blocked != nil
-		if !wasBlocked || s.raft.State() != raft.Leader || s.voters() < 2 {
+		if !wasBlocked || s.Raft().State() != raft.Leader || s.voters() < 2 {
 			continue
 		}
 		s.logger.Warn("Handing leadership over: this node cannot apply entries", "error", blocked)
-		if err := s.transferLeadership(s.raft.LeadershipTransfer); err != nil {
+		if err := s.transferLeadership(s.Raft().LeadershipTransfer); err != nil {
 			s.logger.Warn("Handing leadership over while applying is blocked failed; will retry", "error", err)
 		}
 	}

@@ -19,16 +19,16 @@ const membershipTimeout = 10 * time.Second
 // Cluster describes the membership as this node sees it, with each member's
 // applied index asked from the member itself.
 func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
-	f := s.raft.GetConfiguration()
+	f := s.Raft().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
-	_, leaderID := s.raft.LeaderWithID()
+	_, leaderID := s.Raft().LeaderWithID()
 	out := &adminapi.Cluster{
 		ServedBy:     s.cfg.ID,
 		Leader:       string(leaderID),
-		Term:         s.raft.CurrentTerm(),
-		CommitIndex:  s.raft.CommitIndex(),
+		Term:         s.Raft().CurrentTerm(),
+		CommitIndex:  s.Raft().CommitIndex(),
 		AppliedIndex: s.ledger.AppliedIndex(),
 	}
 	servers := f.Configuration().Servers
@@ -65,27 +65,27 @@ func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
 
 // Status is this node's own Raft status.
 func (s *Store) Status() adminapi.Status {
-	leaderAddr, leaderID := s.raft.LeaderWithID()
+	leaderAddr, leaderID := s.Raft().LeaderWithID()
 	st := adminapi.Status{
 		ID:            s.cfg.ID,
-		State:         s.raft.State().String(),
+		State:         s.Raft().State().String(),
 		Leader:        string(leaderID),
 		LeaderAddress: string(leaderAddr),
-		Term:          s.raft.CurrentTerm(),
-		LastIndex:     s.raft.LastIndex(),
-		CommitIndex:   s.raft.CommitIndex(),
+		Term:          s.Raft().CurrentTerm(),
+		LastIndex:     s.Raft().LastIndex(),
+		CommitIndex:   s.Raft().CommitIndex(),
 		AppliedIndex:  s.ledger.AppliedIndex(),
 		Joining:       s.votesRefused.Load(),
 	}
-	// Anything beyond the bootstrap configuration (index 1), or beyond the
-	// restored backup's state, means a leader served: the cluster exists.
-	base := s.baseIndex()
-	st.HasData = st.LastIndex > max(1, base) || s.lastSnapshotIndex() > base
+	st.HasData = s.hasData()
 	if id := s.currentIdentity(); id != nil {
 		st.ClusterID, st.Incarnation = id.ClusterID, id.Incarnation
+		if id.Recovered != nil {
+			st.RecoveredIndex = id.Recovered.LastIndex
+		}
 	}
 	st.ClockUnixNano = s.clock.Now().UnixNano()
-	if s.raft.State() == raft.Leader {
+	if s.Raft().State() == raft.Leader {
 		skewed, offset := s.clocks.snapshot()
 		st.ClockSkewed, st.MaxClockOffsetSeconds = skewed, offset.Seconds()
 	}
@@ -99,8 +99,16 @@ func (s *Store) Status() adminapi.Status {
 	return st
 }
 
+// hasData reports whether this node holds anything beyond the bootstrap
+// configuration (index 1) or the restored backup's state: then a leader
+// served, and the cluster exists.
+func (s *Store) hasData() bool {
+	base := s.baseIndex()
+	return s.Raft().LastIndex() > max(1, base) || s.lastSnapshotIndex() > base
+}
+
 func (s *Store) server(id string) (raft.Server, bool, error) {
-	f := s.raft.GetConfiguration()
+	f := s.Raft().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return raft.Server{}, false, fmt.Errorf("read configuration: %w", err)
 	}
@@ -116,7 +124,7 @@ func (s *Store) server(id string) (raft.Server, bool, error) {
 // it has caught up. A member already present at the same address is left as
 // it is. Only the leader changes membership: others answer ErrNotLeader.
 func (s *Store) AddMember(id, address string) (uint64, error) {
-	if s.raft.State() != raft.Leader {
+	if s.Raft().State() != raft.Leader {
 		return 0, s.notLeaderError()
 	}
 	srv, ok, err := s.server(id)
@@ -127,7 +135,7 @@ func (s *Store) AddMember(id, address string) (uint64, error) {
 		return 0, nil
 	}
 	s.addrs.learn([]raft.Server{{ID: raft.ServerID(id), Address: raft.ServerAddress(address)}})
-	f := s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, membershipTimeout)
+	f := s.Raft().AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, membershipTimeout)
 	if err := f.Error(); err != nil {
 		return 0, fmt.Errorf("add %s as non-voter: %w", id, s.mapRaftError(err))
 	}
@@ -137,14 +145,14 @@ func (s *Store) AddMember(id, address string) (uint64, error) {
 
 // RemoveMember removes a server; removing an absent one changes nothing.
 func (s *Store) RemoveMember(id string) (uint64, error) {
-	if s.raft.State() != raft.Leader {
+	if s.Raft().State() != raft.Leader {
 		return 0, s.notLeaderError()
 	}
 	_, ok, err := s.server(id)
 	if err != nil || !ok {
 		return 0, err
 	}
-	f := s.raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout)
+	f := s.Raft().RemoveServer(raft.ServerID(id), 0, membershipTimeout)
 	if err := f.Error(); err != nil {
 		return 0, fmt.Errorf("remove %s: %w", id, s.mapRaftError(err))
 	}
@@ -155,14 +163,14 @@ func (s *Store) RemoveMember(id string) (uint64, error) {
 // TransferLeadership hands leadership to target, or to the most up-to-date
 // voter when target is empty. When target already leads it does nothing.
 func (s *Store) TransferLeadership(target string) error {
-	_, leaderID := s.raft.LeaderWithID()
+	_, leaderID := s.Raft().LeaderWithID()
 	if target != "" && string(leaderID) == target {
 		return nil
 	}
-	if s.raft.State() != raft.Leader {
+	if s.Raft().State() != raft.Leader {
 		return s.notLeaderError()
 	}
-	start := s.raft.LeadershipTransfer
+	start := s.Raft().LeadershipTransfer
 	if target != "" {
 		srv, ok, err := s.server(target)
 		if err != nil {
@@ -171,7 +179,7 @@ func (s *Store) TransferLeadership(target string) error {
 		if !ok || srv.Suffrage != raft.Voter {
 			return fmt.Errorf("%w: %s is not a voter", ErrInvalidTarget, target)
 		}
-		start = func() raft.Future { return s.raft.LeadershipTransferToServer(srv.ID, srv.Address) }
+		start = func() raft.Future { return s.Raft().LeadershipTransferToServer(srv.ID, srv.Address) }
 	}
 	if err := s.transferLeadership(start); err != nil {
 		if mapped := s.mapRaftError(err); mapped != err {
@@ -206,7 +214,7 @@ func (s *Store) mapRaftError(err error) error {
 // It answers the snapshot's last index; with nothing new since the last
 // snapshot it answers that snapshot's index.
 func (s *Store) Snapshot() (uint64, error) {
-	f := s.raft.Snapshot()
+	f := s.Raft().Snapshot()
 	err := f.Error()
 	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
 		return s.lastSnapshotIndex(), nil
@@ -224,7 +232,7 @@ func (s *Store) Snapshot() (uint64, error) {
 
 func (s *Store) lastSnapshotIndex() uint64 {
 	var idx uint64
-	fmt.Sscan(s.raft.Stats()["last_snapshot_index"], &idx)
+	fmt.Sscan(s.Raft().Stats()["last_snapshot_index"], &idx)
 	return idx
 }
 
@@ -240,7 +248,7 @@ func (s *Store) runPromoter() {
 			return
 		case <-tick.C:
 		}
-		if s.raft.State() != raft.Leader {
+		if s.Raft().State() != raft.Leader {
 			continue
 		}
 		if err := s.promoteOne(); err != nil {
@@ -254,7 +262,7 @@ func (s *Store) runPromoter() {
 const promoteLag = 256
 
 func (s *Store) promoteOne() error {
-	f := s.raft.GetConfiguration()
+	f := s.Raft().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
@@ -270,10 +278,10 @@ func (s *Store) promoteOne() error {
 		}
 		// A new incarnation votes only once its log holds the change that
 		// took it back; until then it says it is joining.
-		if st.Joining || st.AppliedIndex+promoteLag < s.raft.CommitIndex() {
+		if st.Joining || st.AppliedIndex+promoteLag < s.Raft().CommitIndex() {
 			continue
 		}
-		af := s.raft.AddVoter(srv.ID, srv.Address, f.Index(), membershipTimeout)
+		af := s.Raft().AddVoter(srv.ID, srv.Address, f.Index(), membershipTimeout)
 		if err := af.Error(); err != nil {
 			return fmt.Errorf("promote %s: %w", srv.ID, err)
 		}

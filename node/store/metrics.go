@@ -115,7 +115,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			}),
 		gauge("buytracker_clock_skewed", "1 while this leader's clock disagrees with a majority of the voters by more than the bound: it stamps no purchase.",
 			func() float64 {
-				if skewed, _ := s.clocks.snapshot(); skewed && s.raft.State() == raft.Leader {
+				if skewed, _ := s.clocks.snapshot(); skewed && s.Raft().State() == raft.Leader {
 					return 1
 				}
 				return 0
@@ -123,21 +123,21 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		gauge("buytracker_clock_max_offset_seconds", "Leader: the largest clock offset to a voter at the last comparison.",
 			func() float64 { _, offset := s.clocks.snapshot(); return offset.Seconds() }),
 		gauge("buytracker_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
-			func() float64 { return float64(s.raft.State()) }),
+			func() float64 { return float64(s.Raft().State()) }),
 		gauge("buytracker_raft_term", "Current Raft term.",
-			func() float64 { return float64(s.raft.CurrentTerm()) }),
+			func() float64 { return float64(s.Raft().CurrentTerm()) }),
 		gauge("buytracker_raft_commit_index", "Raft commit index.",
-			func() float64 { return float64(s.raft.CommitIndex()) }),
+			func() float64 { return float64(s.Raft().CommitIndex()) }),
 		gauge("buytracker_raft_applied_index", "Index of the last entry the ledger applied.",
 			func() float64 { return float64(s.ledger.AppliedIndex()) }),
 		gauge("buytracker_raft_last_index", "Last index in the Raft log.",
-			func() float64 { return float64(s.raft.LastIndex()) }),
+			func() float64 { return float64(s.Raft().LastIndex()) }),
 		gauge("buytracker_raft_last_contact_seconds", "Seconds since the last contact with the leader (0 on the leader).",
 			func() float64 {
-				if s.raft.State() == raft.Leader {
+				if s.Raft().State() == raft.Leader {
 					return 0
 				}
-				last := s.raft.LastContact()
+				last := s.Raft().LastContact()
 				if last.IsZero() {
 					return -1
 				}

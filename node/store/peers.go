@@ -63,7 +63,7 @@ func (s *Store) refreshAddressBook() {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if f := s.raft.GetConfiguration(); f.Error() == nil {
+		if f := s.Raft().GetConfiguration(); f.Error() == nil {
 			s.addrs.learn(f.Configuration().Servers)
 		}
 		select {
@@ -147,7 +147,7 @@ const peerCallTimeout = 5 * time.Second
 // leaderAddress returns the leader's ID and Raft address when another node
 // leads.
 func (s *Store) leaderAddress() (string, string, bool) {
-	addr, id := s.raft.LeaderWithID()
+	addr, id := s.Raft().LeaderWithID()
 	if id == "" || string(id) == s.cfg.ID || addr == "" {
 		return "", "", false
 	}

@@ -19,10 +19,10 @@ func (s *Store) PublishNode(info ledger.NodeInfo) error {
 	if cur, ok := s.ledger.Node(info.ID); ok && cur == info {
 		return nil
 	}
-	if s.raft.State() != raft.Leader {
+	if s.Raft().State() != raft.Leader {
 		return s.notLeaderError()
 	}
-	if err := s.raft.Apply(ledger.EncodePublishNode(info), 5*time.Second).Error(); err != nil {
+	if err := s.Raft().Apply(ledger.EncodePublishNode(info), 5*time.Second).Error(); err != nil {
 		return fmt.Errorf("publish node %s: %w", info.ID, s.mapRaftError(err))
 	}
 	return nil
@@ -52,7 +52,7 @@ func (s *Store) runPublisher() {
 }
 
 func (s *Store) publishSelf(self ledger.NodeInfo) error {
-	if s.raft.State() == raft.Leader {
+	if s.Raft().State() == raft.Leader {
 		return s.PublishNode(self)
 	}
 	_, leaderAddr, ok := s.leaderAddress()

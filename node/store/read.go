@@ -64,7 +64,7 @@ func (s *Store) readBarrier(ctx context.Context, c Consistency) (time.Time, erro
 	case Stale:
 		return s.clock.Now(), nil
 	case Lease:
-		if s.raft.State() != raft.Leader {
+		if s.Raft().State() != raft.Leader {
 			return time.Time{}, s.notLeaderError()
 		}
 		if err := s.waitLeaderReady(ctx); err != nil {
@@ -80,7 +80,7 @@ func (s *Store) readBarrier(ctx context.Context, c Consistency) (time.Time, erro
 		// Everything acknowledged before this read is committed at or
 		// below this index; the ledger may still be applying it (a slow
 		// records disk), and the read must wait for it.
-		if err := s.waitApplied(ctx, s.raft.CommitIndex()); err != nil {
+		if err := s.waitApplied(ctx, s.Raft().CommitIndex()); err != nil {
 			return time.Time{}, err
 		}
 		return s.clock.Now(), nil
@@ -129,7 +129,7 @@ func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
 
 func (s *Store) readIndexRound(ctx context.Context) readIndexResult {
 	queue := s.reads
-	if s.raft.State() == raft.Leader {
+	if s.Raft().State() == raft.Leader {
 		if err := s.waitLeaderReady(ctx); err != nil {
 			return readIndexResult{err: err}
 		}
@@ -273,11 +273,11 @@ func (s *Store) readIndex() readIndexResult {
 	}
 	at := s.clock.Now().UnixNano()
 	// Any write acknowledged before these reads began is at or below it.
-	index := s.raft.CommitIndex()
+	index := s.Raft().CommitIndex()
 	// The quorum that confirms leadership below heard from this leader
 	// after now: that grants the read lease (lease.go).
 	leaseFrom := time.Now()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
+	if err := s.Raft().VerifyLeader().Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return readIndexResult{err: s.notLeaderError()}
 		}

@@ -165,13 +165,25 @@ const logCacheEntries = 1024
 
 // Store is one node: Raft, its stores, and the ledger it applies to.
 type Store struct {
-	cfg       Config
-	logger    *slog.Logger
-	raft      *raft.Raft
-	ledger    *ledger.Ledger
+	cfg    Config
+	logger *slog.Logger
+	// running is the Raft instance; a recovery from a lost quorum replaces
+	// it (recover.go), so it is read through Raft().
+	running atomic.Pointer[raft.Raft]
+	ledger  *ledger.Ledger
+	// fsm, logStore, logs and snapshots outlive a Raft instance: each new
+	// one is built on them. transport is the current instance's.
+	fsm       *instrumentedFSM
 	logStore  *raftboltdb.BoltStore
+	logs      raft.LogStore
+	snapshots raft.SnapshotStore
 	transport *raft.NetworkTransport
 	metrics   *storeMetrics
+	// leaderNotify is every Raft instance's NotifyCh.
+	leaderNotify chan bool
+	// recoverMu is held while the Raft instance is replaced, and by what
+	// shuts it down, so that nothing stops an instance being replaced.
+	recoverMu sync.Mutex
 	// peers is the member-to-member endpoint on the Raft port; addrs maps
 	// members' Raft addresses to their IDs for it.
 	peers *peer.Endpoint
@@ -325,6 +337,7 @@ func (s *Store) startRaft(raftDir string, restore bool) error {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
+	s.snapshots = snapshots
 	s.peers, err = peer.Listen(peer.Config{
 		Bind: s.cfg.RaftBind, Advertise: s.cfg.RaftAdvertise,
 		TLS: s.cfg.PeerTLS, NamesID: s.cfg.NamesID, ResolveID: s.addrs.lookup,
@@ -335,33 +348,8 @@ func (s *Store) startRaft(raftDir string, restore bool) error {
 		return err
 	}
 	s.registerPeerHandlers(s.peers)
-	s.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: s.peers.RaftLayer(), MaxPool: 8, Timeout: 10 * time.Second, Logger: hlog,
-		// No pipelined replication: when a follower answers an AppendEntries
-		// with a failure (its disk failed a write), hashicorp/raft v1.7's
-		// pipeline can deadlock, its decoder gone while the sender waits for
-		// it, and the leader never sends that follower another entry while
-		// its heartbeats keep it from calling an election. One request at a
-		// time, each carrying up to MaxAppendEntries entries, recovers.
-		MaxRPCsInFlight: 1,
-	})
-
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(s.cfg.ID)
-	rc.Logger = hlog
-	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout
-	rc.ElectionTimeout = s.cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, s.cfg.HeartbeatTimeout)
-	rc.SnapshotThreshold = s.cfg.SnapshotThreshold
-	rc.SnapshotInterval = s.cfg.SnapshotInterval
-	rc.TrailingLogs = s.cfg.TrailingLogs
-	rc.MaxAppendEntries = 256
-	// Followers learn the commit index from the next AppendEntries; when
-	// writes pause, this bounds how long a follower's linearizable read
-	// waits for it.
-	rc.CommitTimeout = 5 * time.Millisecond
-	notify := make(chan bool, 16)
-	rc.NotifyCh = notify
+	s.transport = s.newTransport()
+	s.leaderNotify = make(chan bool, 16)
 
 	if restore {
 		if err := s.writeRestoredSnapshot(snapshots); err != nil {
@@ -380,7 +368,7 @@ func (s *Store) startRaft(raftDir string, restore bool) error {
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
-	fsm := &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics, delayForTests: s.cfg.ApplyDelayForTests}
+	s.fsm = &instrumentedFSM{Ledger: s.ledger, metrics: s.metrics, delayForTests: s.cfg.ApplyDelayForTests}
 	// The leader sends each new entry to every follower right after writing
 	// it; the cache spares reading it back from bbolt and decoding it again.
 	// Injected faults sit right above bbolt, as a failing disk would: the
@@ -392,19 +380,20 @@ func (s *Store) startRaft(raftDir string, restore bool) error {
 	}
 	timed := timedLogStore{LogStore: disk, duration: s.metrics.logStoreDuration, failed: s.disk.writeFailed}
 	s.logRetry = newRetryingLogStore(timed, s.stop, s.logger)
-	logs := newLogCache(s.logRetry, logCacheEntries, s.cfg.LogCacheBytes)
-	s.logCache = logs
+	s.logCache = newLogCache(s.logRetry, logCacheEntries, s.cfg.LogCacheBytes)
+	s.logs = s.logCache
 	// A node that has not decided how it takes part refuses votes from the
 	// first RPC on.
 	fresh := !hasState
 	s.votesRefused.Store(fresh || (s.identity != nil && s.identity.Joining))
-	s.raft, err = raft.NewRaft(rc, fsm, logs, s.logStore, snapshots, s.transport)
+	r, err := raft.NewRaft(s.raftConfig(), s.fsm, s.logs, s.logStore, snapshots, s.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	s.running.Store(r)
 	s.peers.Serve()
 	s.wg.Add(1)
-	go s.watchLeadership(notify)
+	go s.watchLeadership(s.leaderNotify)
 
 	switch {
 	case fresh:
@@ -438,6 +427,43 @@ func (s *Store) startRaft(raftDir string, restore bool) error {
 	return nil
 }
 
+// newTransport returns a Raft transport over the peer endpoint. Its stream
+// layer is detached: shutting a Raft instance down leaves the endpoint open
+// for the next one (recover.go) and Close closes it.
+func (s *Store) newTransport() *raft.NetworkTransport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: s.peers.DetachedRaftLayer(), MaxPool: 8, Timeout: 10 * time.Second,
+		Logger: newHCLog(s.logger, "raft"),
+		// No pipelined replication: when a follower answers an AppendEntries
+		// with a failure (its disk failed a write), hashicorp/raft v1.7's
+		// pipeline can deadlock, its decoder gone while the sender waits for
+		// it, and the leader never sends that follower another entry while
+		// its heartbeats keep it from calling an election. One request at a
+		// time, each carrying up to MaxAppendEntries entries, recovers.
+		MaxRPCsInFlight: 1,
+	})
+}
+
+// raftConfig is the configuration of every Raft instance of this node.
+func (s *Store) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.ID)
+	rc.Logger = newHCLog(s.logger, "raft")
+	rc.HeartbeatTimeout = s.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = s.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, s.cfg.HeartbeatTimeout)
+	rc.SnapshotThreshold = s.cfg.SnapshotThreshold
+	rc.SnapshotInterval = s.cfg.SnapshotInterval
+	rc.TrailingLogs = s.cfg.TrailingLogs
+	rc.MaxAppendEntries = 256
+	// Followers learn the commit index from the next AppendEntries; when
+	// writes pause, this bounds how long a follower's linearizable read
+	// waits for it.
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.NotifyCh = s.leaderNotify
+	return rc
+}
+
 func (s *Store) inInitialCluster() bool {
 	for _, srv := range s.cfg.InitialCluster {
 		if string(srv.ID) == s.cfg.ID {
@@ -457,7 +483,11 @@ func (s *Store) Close() error {
 		// Closing the ledger first ends an apply that is retrying a failed
 		// records write (a full disk): raft.Shutdown waits for it.
 		s.ledger.Close()
-		err = s.raft.Shutdown().Error()
+		// A recovery replacing the Raft instance finishes first, so that
+		// the instance shut down is the last one.
+		s.recoverMu.Lock()
+		err = s.Raft().Shutdown().Error()
+		s.recoverMu.Unlock()
 		s.waitLoops(10 * time.Second)
 		s.closeStores()
 	})
@@ -485,10 +515,10 @@ func (s *Store) waitLoops(deadline time.Duration) {
 // HandOverLeadership moves leadership to another voter when this node leads,
 // so that a planned stop costs the cluster no election timeout.
 func (s *Store) HandOverLeadership() {
-	if s.raft.State() != raft.Leader || s.voters() < 2 {
+	if s.Raft().State() != raft.Leader || s.voters() < 2 {
 		return
 	}
-	if err := s.transferLeadership(s.raft.LeadershipTransfer); err != nil {
+	if err := s.transferLeadership(s.Raft().LeadershipTransfer); err != nil {
 		s.logger.Warn("Handing leadership over before stopping failed", "error", err)
 		return
 	}
@@ -509,7 +539,7 @@ func (s *Store) closeStores() {
 }
 
 func (s *Store) voters() int {
-	f := s.raft.GetConfiguration()
+	f := s.Raft().GetConfiguration()
 	if f.Error() != nil {
 		return 0
 	}
@@ -529,14 +559,14 @@ func (s *Store) ID() string { return s.cfg.ID }
 func (s *Store) Ledger() *ledger.Ledger { return s.ledger }
 
 // Raft returns the Raft instance, for tests and metrics.
-func (s *Store) Raft() *raft.Raft { return s.raft }
+func (s *Store) Raft() *raft.Raft { return s.running.Load() }
 
 // IsLeader reports whether this node currently leads.
-func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+func (s *Store) IsLeader() bool { return s.Raft().State() == raft.Leader }
 
 // Leader returns the leader's ID and published addresses, if known.
 func (s *Store) Leader() (ledger.NodeInfo, bool) {
-	_, id := s.raft.LeaderWithID()
+	_, id := s.Raft().LeaderWithID()
 	if id == "" {
 		return ledger.NodeInfo{}, false
 	}
@@ -568,21 +598,21 @@ func (s *Store) Ready() (bool, string) {
 		return false, "not a member of the cluster"
 	}
 	const maxLag = 1024
-	commit, applied := s.raft.CommitIndex(), s.ledger.AppliedIndex()
-	if raftApplied := s.raft.AppliedIndex(); raftApplied > applied {
+	commit, applied := s.Raft().CommitIndex(), s.ledger.AppliedIndex()
+	if raftApplied := s.Raft().AppliedIndex(); raftApplied > applied {
 		applied = raftApplied
 	}
 	if commit > applied+maxLag {
 		return false, fmt.Sprintf("applied index %d lags commit index %d", applied, commit)
 	}
-	if s.raft.State() != raft.Leader && time.Since(s.raft.LastContact()) > 3*s.cfg.HeartbeatTimeout {
+	if s.Raft().State() != raft.Leader && time.Since(s.Raft().LastContact()) > 3*s.cfg.HeartbeatTimeout {
 		return false, "no recent contact with the leader"
 	}
 	return true, ""
 }
 
 func (s *Store) isMember() bool {
-	f := s.raft.GetConfiguration()
+	f := s.Raft().GetConfiguration()
 	if f.Error() != nil {
 		return false
 	}
@@ -608,7 +638,7 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 				s.logger.Info("Lost leadership")
 				continue
 			}
-			term := s.raft.CurrentTerm()
+			term := s.Raft().CurrentTerm()
 			s.leaderTerm.Store(term)
 			s.logger.Info("Became leader", "term", term)
 			s.wg.Add(1)
@@ -625,7 +655,7 @@ func (s *Store) startTerm(term uint64) {
 	_ = s.checkClocks(ctx, term)
 	cancel()
 	cmd := ledger.EncodePublishNode(s.selfInfo())
-	if err := s.raft.Apply(cmd, 10*time.Second).Error(); err != nil {
+	if err := s.Raft().Apply(cmd, 10*time.Second).Error(); err != nil {
 		s.logger.Warn("Committing the first entry of the term failed", "term", term, "error", err)
 		return
 	}
