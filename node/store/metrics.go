@@ -126,6 +126,12 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			func() float64 { return float64(s.raft.State()) }),
 		gauge("buytracker_raft_term", "Current Raft term.",
 			func() float64 { return float64(s.raft.CurrentTerm()) }),
+		// The two voter gauges let an alert compare the voters a
+		// configuration has with the members that answer as voters.
+		gauge("buytracker_raft_voters", "Voters in the latest Raft configuration this node knows (0 while it is in none).",
+			func() float64 { return float64(s.voters()) }),
+		gauge("buytracker_raft_voter", "1 while this node is a voter in its latest Raft configuration, else 0.",
+			func() float64 { return boolGauge(s.isVoter()) }),
 		gauge("buytracker_raft_commit_index", "Raft commit index.",
 			func() float64 { return float64(s.raft.CommitIndex()) }),
 		gauge("buytracker_raft_applied_index", "Index of the last entry the ledger applied.",
