@@ -84,6 +84,12 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		forwardDuration: stageHistogram("buytracker_buy_forward_duration_seconds",
 			"Follower: round trip of one batch of purchases forwarded to the leader."),
 	}
+	// Both results exist from the start: increase() cannot see a first
+	// failure on a series that appears with the value 1.
+	for _, r := range []string{"success", "error"} {
+		m.snapshotTotal.WithLabelValues(r)
+		m.restoreTotal.WithLabelValues(r)
+	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

@@ -77,3 +77,33 @@ func TestVoterGaugesOfANodeNotYetAMember(t *testing.T) {
 		}
 	}
 }
+
+// increase() sees no first failure on a series that appears with the value
+// 1, so the failure counters exist at 0 from the start, and
+// BuyTrackerSnapshotsFailing fires on a node's first failed snapshot.
+func TestSnapshotResultCountersStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	testnode.OpenSingle(t, func(c *store.Config) { c.Registerer = reg })
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && m.GetCounter().GetValue() == 0 {
+					found[f.GetName()+"{result="+l.GetValue()+"}"] = true
+				}
+			}
+		}
+	}
+	for _, want := range []string{
+		"buytracker_snapshot_persist_total{result=error}", "buytracker_snapshot_persist_total{result=success}",
+		"buytracker_snapshot_restore_total{result=error}", "buytracker_snapshot_restore_total{result=success}",
+	} {
+		if !found[want] {
+			t.Errorf("%s is not exported at 0 on a fresh node (found %v)", want, found)
+		}
+	}
+}
