@@ -153,7 +153,7 @@ func writeScrapeConfig(t *testing.T, path, rulesPath string, targets []string) {
 		})
 	}
 	config := map[string]any{
-		"global": map[string]any{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+		"global":     map[string]any{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
 		"rule_files": []string{rulesPath},
 		"scrape_configs": []map[string]any{{
 			"job_name": "buytracker", "metrics_path": "/metrics", "static_configs": static,
