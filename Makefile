@@ -39,7 +39,7 @@ lint: vet $(STATICCHECK) ## Check formatting, vet, and staticcheck.
 	$(STATICCHECK) -tags chaos ./test/chaos/...
 
 .PHONY: test
-test: lint test-node test-hack verify test-operator test-plugin test-chart ## Run every test (what CI runs).
+test: lint test-node test-hack verify test-operator test-plugin test-chart test-monitoring test-dashboard ## Run every test (what CI runs).
 
 .PHONY: test-node
 test-node: seaweedfs-assets ## Unit, cluster and linearizability tests of the node (real Raft over TCP, bbolt on disk, SeaweedFS as the S3 store).
@@ -51,8 +51,8 @@ seaweedfs-assets: ## Build SeaweedFS's weed, the S3 object store of the backup t
 	hack/build-seaweedfs.sh >/dev/null
 
 .PHONY: test-hack
-test-hack: ## Tests of the benchmark and image tooling under hack/ (hack/chart runs in test-chart, with its tools).
-	$(GO) test $(GOFLAGS_TEST) -timeout 10m $$($(GO) list ./hack/... | grep -v '/hack/chart$$')
+test-hack: ## Tests of the benchmark and image tooling under hack/ (hack/chart and hack/monitoring run in test-chart and test-monitoring, with their tools).
+	$(GO) test $(GOFLAGS_TEST) -timeout 10m $$($(GO) list ./hack/... | grep -v -e '/hack/chart$$' -e '/hack/monitoring$$')
 
 # The Jepsen-style suite (docs/reliability.md). A run prints its seed; the
 # same seed replays the same schedule of faults.
@@ -218,6 +218,7 @@ test-chart: $(HELM) $(KUSTOMIZE) envtest-assets ## Lint the chart, validate its 
 	$(HELM) lint --strict $(CHART)
 	$(HELM) lint --strict $(CHART) --set serviceMonitor.enabled=true --set sample.enabled=true
 	$(HELM) lint --strict $(CHART) --set 'watchNamespaces={shop,tills}'
+	$(HELM) lint --strict $(CHART) --set podMonitor.enabled=true --set prometheusRule.enabled=true --set dashboard.enabled=true
 	BUYTRACKER_HELM=$(HELM) BUYTRACKER_KUSTOMIZE=$(KUSTOMIZE) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BUYTRACKER_REQUIRE_CHART_TOOLS=1 \
 	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./hack/chart/
 
@@ -228,6 +229,53 @@ $(HELM): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN)/.helm $(GO) install -ldflags '-X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)' \
 	  helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	mv $(LOCALBIN)/.helm/helm $@ && rmdir $(LOCALBIN)/.helm
+
+##@ Monitoring
+
+# Prometheus's Go module numbers Prometheus 3.x as v0.3xx: v0.316.0 is
+# Prometheus 3.16. promtool and the server are built from it into bin/ on
+# first use (nice'd: each is a few minutes cold on 2 cores), without the
+# builtinassets tag: the server then has no web UI (its pages answer 500),
+# and its HTTP API, all the test needs, works.
+PROMETHEUS_VERSION ?= v0.316.0
+PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
+PROMETHEUS ?= $(LOCALBIN)/prometheus-$(PROMETHEUS_VERSION)
+# The alerting rules: a plain Prometheus rules file, and the chart's
+# PrometheusRule's only source (docs/operations.md).
+RULES ?= $(CHART)/files/prometheus-rules.yaml
+
+.PHONY: test-monitoring
+test-monitoring: $(PROMTOOL) $(PROMETHEUS) ## promtool check and unit tests of every alert; a real Prometheus scraping a three-node cluster fires the quorum alert.
+	$(PROMTOOL) check rules $(RULES)
+	$(PROMTOOL) test rules hack/monitoring/tests/*.yaml
+	BUYTRACKER_PROMETHEUS=$(PROMETHEUS) BUYTRACKER_REQUIRE_PROMETHEUS=1 \
+	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./hack/monitoring/
+
+# The dashboard's generator is its own module (hack/dashboard/go.mod), so
+# that the product's go.mod does not carry grafana-foundation-sdk.
+.PHONY: dashboard
+dashboard: ## Write the chart's Grafana dashboard, charts/buytracker/files/dashboard.json, from hack/dashboard's Go code.
+	cd hack/dashboard && $(GO) run .
+
+.PHONY: test-dashboard
+test-dashboard: ## The committed dashboard is the generator's output; its panels query metrics the node exports.
+	cd hack/dashboard && $(GO) vet ./... && $(GO) test $(GOFLAGS_TEST) ./...
+
+# `make verify` regenerates the dashboard too, and fails when it is stale.
+GENERATED += $(CHART)/files/dashboard.json
+verify: dashboard
+
+.PHONY: promtool prometheus
+promtool: $(PROMTOOL) ## Build promtool into bin/.
+prometheus: $(PROMETHEUS) ## Build the Prometheus server into bin/.
+
+$(PROMTOOL): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN)/.promtool nice -n 19 $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
+	mv $(LOCALBIN)/.promtool/promtool $@ && rmdir $(LOCALBIN)/.promtool
+
+$(PROMETHEUS): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN)/.prometheus nice -n 19 $(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
+	mv $(LOCALBIN)/.prometheus/prometheus $@ && rmdir $(LOCALBIN)/.prometheus
 
 ##@ End to end
 

@@ -35,6 +35,9 @@ func kindSpecs() map[string]kindSpec {
 		"Deployment":               {"apps/v1", false, func() runtime.Object { return &appsv1.Deployment{} }},
 		"BuyTracker":               {"buytracker.dev/v1alpha1", false, func() runtime.Object { return &buytrackerv1alpha1.BuyTracker{} }},
 		"ServiceMonitor":           {apiVersion: "monitoring.coreos.com/v1"},
+		"PodMonitor":               {apiVersion: "monitoring.coreos.com/v1"},
+		"PrometheusRule":           {apiVersion: "monitoring.coreos.com/v1"},
+		"ConfigMap":                {"v1", false, func() runtime.Object { return &corev1.ConfigMap{} }},
 	}
 }
 

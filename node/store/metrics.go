@@ -84,6 +84,12 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		forwardDuration: stageHistogram("buytracker_buy_forward_duration_seconds",
 			"Follower: round trip of one batch of purchases forwarded to the leader."),
 	}
+	// Both results exist from the start: increase() cannot see a first
+	// failure on a series that appears with the value 1.
+	for _, r := range []string{"success", "error"} {
+		m.snapshotTotal.WithLabelValues(r)
+		m.restoreTotal.WithLabelValues(r)
+	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -126,6 +132,12 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 			func() float64 { return float64(s.Raft().State()) }),
 		gauge("buytracker_raft_term", "Current Raft term.",
 			func() float64 { return float64(s.Raft().CurrentTerm()) }),
+		// The two voter gauges let an alert compare the voters a
+		// configuration has with the members that answer as voters.
+		gauge("buytracker_raft_voters", "Voters in the latest Raft configuration this node knows (0 while it is in none).",
+			func() float64 { return float64(s.voters()) }),
+		gauge("buytracker_raft_voter", "1 while this node is a voter in its latest Raft configuration, else 0.",
+			func() float64 { return boolGauge(s.isVoter()) }),
 		gauge("buytracker_raft_commit_index", "Raft commit index.",
 			func() float64 { return float64(s.Raft().CommitIndex()) }),
 		gauge("buytracker_raft_applied_index", "Index of the last entry the ledger applied.",

@@ -611,6 +611,22 @@ func (s *Store) Ready() (bool, string) {
 	return true, ""
 }
 
+// isVoter reports whether this node is a voter in its latest configuration.
+// GetConfiguration reads a copy the Raft loop keeps, so a scrape never waits
+// for a busy Raft loop.
+func (s *Store) isVoter() bool {
+	f := s.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == s.cfg.ID {
+			return srv.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
 func (s *Store) isMember() bool {
 	f := s.Raft().GetConfiguration()
 	if f.Error() != nil {
