@@ -233,10 +233,11 @@ $(HELM): | $(LOCALBIN)
 ##@ Monitoring
 
 # Prometheus's Go module numbers Prometheus 3.x as v0.3xx: v0.316.0 is
-# Prometheus 3.16. promtool and the server are built from it into bin/ on
-# first use (nice'd: each is a few minutes cold on 2 cores), without the
-# builtinassets tag: the server then has no web UI (its pages answer 500),
-# and its HTTP API, all the test needs, works.
+# Prometheus 3.16. promtool and the server are built from it together by
+# hack/build-prometheus.sh, cached by version outside the repository (a few
+# minutes cold on 2 cores), and linked into bin/ on first use; without the
+# builtinassets tag the server has no web UI (its pages answer 500), and its
+# HTTP API, all the test needs, works.
 PROMETHEUS_VERSION ?= v0.316.0
 PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
 PROMETHEUS ?= $(LOCALBIN)/prometheus-$(PROMETHEUS_VERSION)
@@ -266,16 +267,14 @@ GENERATED += $(CHART)/files/dashboard.json
 verify: dashboard
 
 .PHONY: promtool prometheus
-promtool: $(PROMTOOL) ## Build promtool into bin/.
-prometheus: $(PROMETHEUS) ## Build the Prometheus server into bin/.
+promtool: $(PROMTOOL) ## Build promtool (cached by version) and link it into bin/.
+prometheus: $(PROMETHEUS) ## Build the Prometheus server (cached by version) and link it into bin/.
 
 $(PROMTOOL): | $(LOCALBIN)
-	GOBIN=$(LOCALBIN)/.promtool nice -n 19 $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
-	mv $(LOCALBIN)/.promtool/promtool $@ && rmdir $(LOCALBIN)/.promtool
+	ln -sf "$$(hack/build-prometheus.sh $(PROMETHEUS_VERSION))/promtool" $@
 
 $(PROMETHEUS): | $(LOCALBIN)
-	GOBIN=$(LOCALBIN)/.prometheus nice -n 19 $(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
-	mv $(LOCALBIN)/.prometheus/prometheus $@ && rmdir $(LOCALBIN)/.prometheus
+	ln -sf "$$(hack/build-prometheus.sh $(PROMETHEUS_VERSION))/prometheus" $@
 
 ##@ End to end
 
