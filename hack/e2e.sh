@@ -13,14 +13,16 @@
 #   5. the cluster is deleted. When the suite fails, the logs of every pod and the events are
 #      in $BUYTRACKER_E2E_ARTIFACTS (default .e2e-artifacts/), with `kind export logs`, and the
 #      end of each pod's log is printed.
-# BUYTRACKER_E2E_KEEP=1 keeps the cluster afterwards. Every phase prints its duration.
+# BUYTRACKER_E2E_KEEP=1 keeps the cluster afterwards; BUYTRACKER_E2E_RUN=REGEXP runs only the
+# steps it matches (go test -run, e.g. 'TestEndToEnd/(InstallWithChart|ThreeReplicasAvailable)$').
+# Every phase prints its duration.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO_ROOT"
 export PATH="/usr/local/go/bin:$PATH"
 
 case "${1:-}" in
-  -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   "") ;;
   *) echo "e2e.sh: unknown argument '$1'" >&2; exit 2 ;;
 esac
@@ -31,6 +33,7 @@ artifacts=${BUYTRACKER_E2E_ARTIFACTS:-$REPO_ROOT/.e2e-artifacts}
 node_image=buytracker/node:dev
 node_image_rolled=buytracker/node:dev-rolled
 operator_image=buytracker/operator:dev
+seaweedfs_image=buytracker/seaweedfs:dev # the in-cluster object store of the backup steps
 
 t0=$SECONDS
 phase_start=$SECONDS
@@ -92,6 +95,8 @@ phase_done "cluster up"
 hack/image/build.sh node --tag "$node_image" --load kind
 hack/image/build.sh node --tag "$node_image_rolled" --load kind
 hack/image/build.sh manager --tag "$operator_image" --load kind
+hack/image/build.sh seaweedfs --tag "$seaweedfs_image" --load kind
+make plugin >/dev/null
 phase_done "images build + load"
 
 log "Running the suite"
@@ -101,5 +106,7 @@ BUYTRACKER_E2E_OPERATOR_IMAGE="$operator_image" \
 BUYTRACKER_E2E_NODE_IMAGE="$node_image" \
 BUYTRACKER_E2E_NODE_IMAGE_ROLLED="$node_image_rolled" \
 BUYTRACKER_E2E_ARTIFACTS="$artifacts" \
-  go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/
+BUYTRACKER_E2E_PLUGIN="$REPO_ROOT/bin/kubectl-buytracker" \
+BUYTRACKER_E2E_SEAWEEDFS_IMAGE="$seaweedfs_image" \
+  go test -tags e2e -count=1 -v -timeout 30m -run "${BUYTRACKER_E2E_RUN:-TestEndToEnd}" ./test/e2e/
 phase_done "suite"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Usage: hack/image/build.sh node|manager [--tag REF] [--binary PATH] [--docker] [--load auto|docker|kind|none]
+# Usage: hack/image/build.sh node|manager|seaweedfs [--tag REF] [--binary PATH] [--docker] [--load auto|docker|kind|none]
 #
-# Builds the container image of the Raft node (default tag buytracker/node:dev, /buytracker-node)
-# or of the operator (buytracker/operator:dev, /manager) with no image from any registry:
+# Builds the container image of the Raft node (default tag buytracker/node:dev, /buytracker-node),
+# of the operator (buytracker/operator:dev, /manager), or of the end-to-end suite's object store
+# (buytracker/seaweedfs:dev, /weed: SeaweedFS's binary from hack/build-seaweedfs.sh, cached by
+# version; daemonless only) with no image from any registry:
 #   1. the static binary is built on this machine with the local Go toolchain (CGO_ENABLED=0,
 #      GOARCH from the environment or the host), or taken from --binary (a prebuilt or stub one);
 #   2. the image is a scratch image with that binary, uid 65532, and /etc/passwd naming it:
@@ -14,7 +16,7 @@ set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export PATH="/usr/local/go/bin:$PATH" GOFLAGS=${GOFLAGS:--buildvcs=false}
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
 log() { printf '[image] %s\n' "$*" >&2; }
 
@@ -22,6 +24,7 @@ target=${1:-}
 case "$target" in
   node) package=./node/cmd/buytracker-node binary_name=buytracker-node tag=buytracker/node:dev ;;
   manager) package=. binary_name=manager tag=buytracker/operator:dev ;;
+  seaweedfs) package="" binary_name=weed tag=buytracker/seaweedfs:dev ;;
   -h | --help) usage; exit 0 ;;
   *) usage >&2; exit 2 ;;
 esac
@@ -51,7 +54,12 @@ archive=bin/image/$target.tar
 # The Dockerfile copies both stage directories (the legacy builder builds every stage before
 # the target), so both exist, if empty.
 mkdir -p bin/image/node bin/image/manager
+mkdir -p "$stage"
 rm -f "$stage/$binary_name"
+if [ "$target" = seaweedfs ]; then
+  [ "$use_docker" = 0 ] || die "the seaweedfs image is built daemonless only"
+  [ -n "$binary" ] || binary=$(hack/build-seaweedfs.sh -q)
+fi
 
 if [ -n "$binary" ]; then
   [ -f "$binary" ] || die "--binary $binary: no such file"

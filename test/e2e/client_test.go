@@ -134,6 +134,7 @@ type writer struct {
 	retries  atomic.Int64 // attempts that failed and were retried
 	mu       sync.Mutex
 	ids      map[uint64]string // purchase id -> key, to catch two purchases given one id
+	users    map[string]int    // key -> the user_id its purchase was sent with, for replays
 	failures []error           // answers no retry can fix (4xx, duplicate ids)
 	lastErr  error
 
@@ -147,7 +148,7 @@ const purchaseDeadline = 5 * time.Minute
 
 // startWriter starts workers goroutines buying through baseURL.
 func startWriter(baseURL, prefix string, workers int) *writer {
-	w := &writer{client: newHTTPClient(workers), baseURL: baseURL, prefix: prefix, ids: map[uint64]string{}}
+	w := &writer{client: newHTTPClient(workers), baseURL: baseURL, prefix: prefix, ids: map[uint64]string{}, users: map[string]int{}}
 	ctx, stop := context.WithCancel(context.Background())
 	w.stop = stop
 	for i := range workers {
@@ -178,6 +179,7 @@ func (w *writer) purchase(key string, userID int) {
 				w.failures = append(w.failures, fmt.Errorf("purchase id %d given to %s and %s", res.PurchaseID, other, key))
 			}
 			w.ids[res.PurchaseID] = key
+			w.users[key] = userID
 			w.mu.Unlock()
 			w.acked.Add(1)
 			return
@@ -229,4 +231,66 @@ func (w *writer) progress() string {
 	defer w.mu.Unlock()
 	return fmt.Sprintf("started %d, acknowledged %d, retried attempts %d, last error %v",
 		w.next.Load(), w.acked.Load(), w.retries.Load(), w.lastErr)
+}
+
+// replayAcknowledged sends again, through baseURL, every purchase the
+// writer had acknowledged with an id of at most maxID, with its key and
+// body: each must answer its first purchase's id (the cluster holds that
+// purchase and its key), and none may be counted again (the caller checks
+// the total). It answers how many it replayed.
+func (w *writer) replayAcknowledged(ctx context.Context, baseURL string, maxID uint64) (int, error) {
+	w.mu.Lock()
+	type sent struct {
+		id   uint64
+		key  string
+		user int
+	}
+	var todo []sent
+	for id, key := range w.ids {
+		if id <= maxID {
+			todo = append(todo, sent{id, key, w.users[key]})
+		}
+	}
+	w.mu.Unlock()
+	c := newHTTPClient(8)
+	work := make(chan sent)
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				res, err := buy(rctx, c, baseURL, p.key, p.user)
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("replay of %s (purchase %d): %w", p.key, p.id, err)
+					return
+				}
+				if res.PurchaseID != p.id {
+					errs <- fmt.Errorf("replay of %s answered purchase %d, first answered %d", p.key, res.PurchaseID, p.id)
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for _, p := range todo {
+		select {
+		case work <- p:
+		case err = <-errs:
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errs:
+		default:
+		}
+	}
+	return len(todo), err
 }

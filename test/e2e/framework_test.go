@@ -42,6 +42,8 @@ type options struct {
 	nodeImage         string // the node image the operator defaults to
 	nodeImageRolled   string // a second tag of the node image, for the rolling update
 	artifacts         string // where logs go when a test fails
+	plugin            string // bin/kubectl-buytracker
+	seaweedfsImage    string // the in-cluster object store's image (hack/image/build.sh seaweedfs)
 }
 
 func optionsFromEnv(t *testing.T) options {
@@ -61,6 +63,8 @@ func optionsFromEnv(t *testing.T) options {
 		nodeImage:         get("BUYTRACKER_E2E_NODE_IMAGE", "buytracker/node:dev"),
 		nodeImageRolled:   get("BUYTRACKER_E2E_NODE_IMAGE_ROLLED", "buytracker/node:dev-rolled"),
 		artifacts:         get("BUYTRACKER_E2E_ARTIFACTS", filepath.Join(os.TempDir(), "buytracker-e2e-artifacts")),
+		plugin:            get("BUYTRACKER_E2E_PLUGIN", "../../bin/kubectl-buytracker"),
+		seaweedfsImage:    get("BUYTRACKER_E2E_SEAWEEDFS_IMAGE", "buytracker/seaweedfs:dev"),
 	}
 	if o.kubeconfig == "" {
 		t.Fatal("KUBECONFIG is not set: the end-to-end suite runs against the cluster it names (make test-e2e creates one)")
@@ -75,6 +79,8 @@ type env struct {
 	kube kubernetes.Interface
 	k8s  client.Client
 	ns   string // the test namespace, created by newEnv
+	// s3Pod is the object store's pod, once deploySeaweedFS ran.
+	s3Pod string
 }
 
 func newEnv(t *testing.T) *env {

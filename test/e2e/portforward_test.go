@@ -144,3 +144,47 @@ func (e *env) withPod(ctx context.Context, pod, token string, fn func(p *podPort
 	defer p.Close()
 	return fn(p)
 }
+
+// forwardPort opens a port-forward from 127.0.0.1 to one port of a pod and
+// answers the local port and how to close it.
+func (e *env) forwardPort(ctx context.Context, pod string, port int) (int, func(), error) {
+	transport, upgrader, err := spdy.RoundTripperFor(e.cfg)
+	if err != nil {
+		return 0, nil, fmt.Errorf("spdy round tripper: %w", err)
+	}
+	url := e.kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(e.ns).Name(pod).SubResource("portforward").URL()
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
+	fctx, stop := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	pf, err := portforward.NewOnAddressesWithContext(fctx, dialer, []string{"127.0.0.1"},
+		[]string{fmt.Sprintf("0:%d", port)}, ready, io.Discard, io.Discard)
+	if err != nil {
+		stop()
+		return 0, nil, fmt.Errorf("port-forward to %s:%d: %w", pod, port, err)
+	}
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(done)
+		errc <- pf.ForwardPorts()
+	}()
+	closeFwd := func() { stop(); <-done }
+	select {
+	case <-ready:
+	case err := <-errc:
+		closeFwd()
+		return 0, nil, fmt.Errorf("port-forward to %s:%d: %w", pod, port, err)
+	case <-ctx.Done():
+		closeFwd()
+		return 0, nil, fmt.Errorf("port-forward to %s:%d: %w", pod, port, ctx.Err())
+	case <-time.After(30 * time.Second):
+		closeFwd()
+		return 0, nil, fmt.Errorf("port-forward to %s:%d: not ready after 30s", pod, port)
+	}
+	ports, err := pf.GetPorts()
+	if err != nil || len(ports) != 1 {
+		closeFwd()
+		return 0, nil, fmt.Errorf("port-forward to %s:%d: ports %v: %v", pod, port, ports, err)
+	}
+	return int(ports[0].Local), closeFwd, nil
+}
