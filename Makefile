@@ -6,6 +6,13 @@ LOCALBIN ?= $(shell pwd)/bin
 GO ?= go
 GOFLAGS_TEST ?= -count=1 -race
 
+# The tooling under hack/ (benchmarks, the image and chart builders, the
+# monitoring and chart tests) is its own Go module, hack/go.mod, so that the
+# product's go.mod holds only what the node and the operator import; its
+# targets run in TOOLS_DIR. hack/dashboard, hack/seaweedfs, hack/cert-manager,
+# hack/k8s-assets and hack/etcd-assets are modules of their own.
+TOOLS_DIR := hack
+
 # Tools are built from their Go modules into bin/ on first use.
 STATICCHECK ?= $(LOCALBIN)/staticcheck
 STATICCHECK_VERSION ?= v0.8.2
@@ -26,10 +33,11 @@ fmt: ## Run gofmt on the code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet on the product and the tooling (hack/go.mod).
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/...
 	$(GO) vet -tags chaos ./test/chaos/...
+	cd $(TOOLS_DIR) && $(GO) vet ./... && $(GO) vet -tags integration ./bench/peers/adapter/
 
 .PHONY: lint
 lint: vet $(STATICCHECK) ## Check formatting, vet, and staticcheck.
@@ -37,6 +45,7 @@ lint: vet $(STATICCHECK) ## Check formatting, vet, and staticcheck.
 	$(STATICCHECK) ./...
 	$(STATICCHECK) -tags e2e ./test/...
 	$(STATICCHECK) -tags chaos ./test/chaos/...
+	cd $(TOOLS_DIR) && $(STATICCHECK) ./... && $(STATICCHECK) -tags integration ./bench/peers/adapter/
 
 .PHONY: test
 test: lint test-node test-hack verify test-operator test-plugin test-chart test-monitoring test-dashboard ## Run every test (what CI runs).
@@ -51,8 +60,8 @@ seaweedfs-assets: ## Build SeaweedFS's weed, the S3 object store of the backup t
 	hack/build-seaweedfs.sh >/dev/null
 
 .PHONY: test-hack
-test-hack: ## Tests of the benchmark and image tooling under hack/ (hack/chart and hack/monitoring run in test-chart and test-monitoring, with their tools).
-	$(GO) test $(GOFLAGS_TEST) -timeout 10m $$($(GO) list ./hack/... | grep -v -e '/hack/chart$$' -e '/hack/monitoring$$')
+test-hack: ## Tests of the benchmark and image tooling, the module hack/go.mod (hack/chart and hack/monitoring run in test-chart and test-monitoring, with their tools).
+	cd $(TOOLS_DIR) && $(GO) test $(GOFLAGS_TEST) -timeout 10m $$($(GO) list ./... | grep -v -e '/hack/chart$$' -e '/hack/monitoring$$')
 
 # The Jepsen-style suite (docs/reliability.md). A run prints its seed; the
 # same seed replays the same schedule of faults.
@@ -73,7 +82,7 @@ test-chaos: ## As root: faults in network namespaces (partitions, pauses, crashe
 .PHONY: build
 build: ## Build bin/buytracker-node (and bin/buytracker-certs, which issues make run's certificates), bin/manager and bin/kubectl-buytracker.
 	$(GO) build -o $(LOCALBIN)/buytracker-node ./node/cmd/buytracker-node
-	$(GO) build -o $(LOCALBIN)/buytracker-certs ./hack/certs
+	cd $(TOOLS_DIR) && $(GO) build -o $(LOCALBIN)/buytracker-certs ./certs
 
 .PHONY: run
 RUN_DIR ?= .run
@@ -131,6 +140,12 @@ verify: manifests generate $(KUSTOMIZE) ## Regenerate code and manifests; fail w
 	@git diff --exit-code -- $(GENERATED) || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- $(GENERATED)); \
 	  if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked"; exit 1; fi
+
+.PHONY: check-gomod
+check-gomod: ## Fail when the product's go.mod requires a module only the tooling (hack/go.mod) needs (gomod_test.go).
+	$(GO) test -count=1 -run '^TestGoModHoldsOnlyTheProduct$$' .
+
+verify: check-gomod
 
 .PHONY: build-operator
 build-operator: ## Build the operator, bin/manager.
@@ -208,7 +223,7 @@ GENERATED += $(CHART)/crds $(CHART)/templates/manager-role.yaml
 
 .PHONY: chart
 chart: manifests ## Write the chart's CRD and the manager's ClusterRole or Roles from config/ (hack/chart).
-	$(GO) run ./hack/chart
+	cd $(TOOLS_DIR) && $(GO) run ./chart -root ..
 
 # `make verify` regenerates the chart too, and fails when it is stale.
 verify: chart
@@ -219,8 +234,8 @@ test-chart: $(HELM) $(KUSTOMIZE) envtest-assets ## Lint the chart, validate its 
 	$(HELM) lint --strict $(CHART) --set serviceMonitor.enabled=true --set sample.enabled=true
 	$(HELM) lint --strict $(CHART) --set 'watchNamespaces={shop,tills}'
 	$(HELM) lint --strict $(CHART) --set podMonitor.enabled=true --set prometheusRule.enabled=true --set dashboard.enabled=true
-	BUYTRACKER_HELM=$(HELM) BUYTRACKER_KUSTOMIZE=$(KUSTOMIZE) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BUYTRACKER_REQUIRE_CHART_TOOLS=1 \
-	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./hack/chart/
+	cd $(TOOLS_DIR) && BUYTRACKER_HELM=$(HELM) BUYTRACKER_KUSTOMIZE=$(KUSTOMIZE) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) BUYTRACKER_REQUIRE_CHART_TOOLS=1 \
+	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./chart/
 
 .PHONY: helm
 helm: $(HELM) ## Build helm into bin/.
@@ -249,8 +264,8 @@ RULES ?= $(CHART)/files/prometheus-rules.yaml
 test-monitoring: $(PROMTOOL) $(PROMETHEUS) ## promtool check and unit tests of every alert; a real Prometheus scraping a three-node cluster fires the quorum alert.
 	$(PROMTOOL) check rules $(RULES)
 	$(PROMTOOL) test rules hack/monitoring/tests/*.yaml
-	BUYTRACKER_PROMETHEUS=$(PROMETHEUS) BUYTRACKER_REQUIRE_PROMETHEUS=1 \
-	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./hack/monitoring/
+	cd $(TOOLS_DIR) && BUYTRACKER_PROMETHEUS=$(PROMETHEUS) BUYTRACKER_REQUIRE_PROMETHEUS=1 \
+	  $(GO) test $(GOFLAGS_TEST) -timeout 5m ./monitoring/
 
 # The dashboard's generator is its own module (hack/dashboard/go.mod), so
 # that the product's go.mod does not carry grafana-foundation-sdk.

@@ -230,10 +230,11 @@ if [ "$SKIP_BUILD" != 1 ]; then
     log "make build failed (see $out/logs/build.log); building the node alone"
     go build -o "$node_bin" ./node/cmd/buytracker-node
   fi
-  [ -x "$certs_bin" ] || go build -o "$certs_bin" ./hack/certs
-  go build -o "$loadgen" ./hack/bench/loadgen
-  go build -o "$ceiling_bin" ./hack/bench/ceiling
-  go build -o "$report_bin" ./hack/bench/report
+  # The tools are the module hack/go.mod: built there, written to bin/.
+  [ -x "$certs_bin" ] || go -C hack build -o "$PWD/$certs_bin" ./certs
+  go -C hack build -o "$PWD/$loadgen" ./bench/loadgen
+  go -C hack build -o "$PWD/$ceiling_bin" ./bench/ceiling
+  go -C hack build -o "$PWD/$report_bin" ./bench/report
 fi
 for bin in "$node_bin" "$certs_bin" "$loadgen" "$ceiling_bin" "$report_bin"; do
   [ -x "$bin" ] || die "$bin is missing"

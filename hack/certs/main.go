@@ -6,7 +6,8 @@
 // the certificate is missing or unreadable, expires within 30 days, was
 // issued by another CA, or names other IDs or addresses than asked for.
 //
-// Usage: go run ./hack/certs -dir DIR -ids n1,n2,n3 [-ips 127.0.0.1] [-dns localhost] [-days 365] [-ca-days 3650]
+// Usage: bin/buytracker-certs -dir DIR -ids n1,n2,n3 [-ips 127.0.0.1] [-dns localhost] [-days 365] [-ca-days 3650]
+// (`make build` builds it from the tooling's module, hack/go.mod).
 package main
 
 import (
@@ -28,7 +29,7 @@ import (
 )
 
 const (
-	usageLine = "usage: go run ./hack/certs -dir DIR -ids n1,n2,n3 [-ips 127.0.0.1] [-dns localhost] [-days 365] [-ca-days 3650]"
+	usageLine = "usage: buytracker-certs -dir DIR -ids n1,n2,n3 [-ips 127.0.0.1] [-dns localhost] [-days 365] [-ca-days 3650]"
 	// renewBefore is how long before expiry a certificate (or the CA) is replaced.
 	renewBefore = 30 * 24 * time.Hour
 	caName      = "buytracker local CA"

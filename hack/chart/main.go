@@ -10,7 +10,7 @@
 // Its tests check that those files are current, and that the rendered chart
 // and `kustomize build config/default` agree (drift_test.go).
 //
-// Usage: go run ./hack/chart [-root DIR]
+// Usage: make chart, or from hack/ (the tooling's module): go run ./chart [-root DIR]
 package main
 
 import (
@@ -35,9 +35,10 @@ const (
 )
 
 func main() {
-	root := flag.String("root", ".", "the repository's root")
+	// It runs in hack/, the tooling's module, so the root is one up.
+	root := flag.String("root", "..", "the repository's root")
 	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: go run ./hack/chart [-root DIR]")
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: go run ./chart [-root DIR]   (in hack/, the tooling's module)")
 		fmt.Fprintln(flag.CommandLine.Output(), "Writes charts/buytracker/crds/ and templates/manager-role.yaml from config/.")
 		flag.PrintDefaults()
 	}

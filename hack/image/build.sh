@@ -85,11 +85,13 @@ if [ "$use_docker" = 1 ]; then
   docker save -o "$archive" "$tag"
 else
   log "Writing $archive (daemonless)"
-  nice -n 19 go run ./hack/image/scratchimage \
-    -file "$stage/$binary_name:/$binary_name" -entrypoint "/$binary_name" -platform "linux/$goarch" \
+  # scratchimage is in the tooling's module (hack/go.mod), so it runs from hack/ on
+  # absolute paths.
+  nice -n 19 go -C hack run ./image/scratchimage \
+    -file "$REPO_ROOT/$stage/$binary_name:/$binary_name" -entrypoint "/$binary_name" -platform "linux/$goarch" \
     -label "org.opencontainers.image.title=buytracker-$target" \
     -label "org.opencontainers.image.revision=$revision" \
-    -tag "$tag" -o "$archive"
+    -tag "$tag" -o "$REPO_ROOT/$archive"
 fi
 
 case "$load" in

@@ -44,7 +44,7 @@ build_extras() {
     log "Building $n"
     tmp=$(mktemp -d "$EXTRA_BIN/.build.XXXXXX")
     case "$n" in
-      pause) (cd "$REPO_ROOT" && CGO_ENABLED=0 nice_go build -trimpath -ldflags "-s -w" -o "$tmp/pause" ./hack/kind/pause) ;;
+      pause) (cd "$REPO_ROOT/hack" && CGO_ENABLED=0 nice_go build -trimpath -ldflags "-s -w" -o "$tmp/pause" ./kind/pause) ;;
       coredns) CGO_ENABLED=0 GOBIN=$tmp nice_go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" ;;
       crictl) CGO_ENABLED=0 GOBIN=$tmp nice_go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" ;;
       local-path-provisioner) CGO_ENABLED=0 GOBIN=$tmp nice_go install -trimpath -ldflags "-s -w" "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION" ;;

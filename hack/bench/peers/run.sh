@@ -306,16 +306,17 @@ etcd_bin=$(hack/build-k8s-assets.sh -q etcd)/etcd
 if [ "$SKIP_BUILD" != 1 ]; then
   log "building the node, the load generator, the adapter and compare"
   go build -o "$node_bin" ./node/cmd/buytracker-node
-  go build -o "$loadgen" ./hack/bench/loadgen
-  go build -o "$adapter_bin" ./hack/bench/peers/adapter
-  go build -o "$compare_bin" ./hack/bench/peers/compare
+  # The tools are the module hack/go.mod: built there, written to bin/.
+  go -C hack build -o "$PWD/$loadgen" ./bench/loadgen
+  go -C hack build -o "$PWD/$adapter_bin" ./bench/peers/adapter
+  go -C hack build -o "$PWD/$compare_bin" ./bench/peers/compare
 fi
 for bin in "$node_bin" "$loadgen" "$adapter_bin" "$compare_bin" "$etcd_bin"; do
   [ -x "$bin" ] || die "$bin is missing"
 done
 if [ "$SKIP_TESTS" != 1 ]; then
   log "checking the adapter against real etcd, Redis and PostgreSQL (go test -tags integration)"
-  ETCD_BIN=$etcd_bin PG_BIN=$pg_bin go test -tags integration -count=1 ./hack/bench/peers/adapter/ >"$out/logs/adapter-tests.log" 2>&1 ||
+  ETCD_BIN=$etcd_bin PG_BIN=$pg_bin go -C hack test -tags integration -count=1 ./bench/peers/adapter/ >"$out/logs/adapter-tests.log" 2>&1 ||
     die "the adapter's tests failed; see $out/logs/adapter-tests.log"
 fi
 

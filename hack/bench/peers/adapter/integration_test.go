@@ -2,7 +2,7 @@
 
 // Tests of each backend against its real server, started by the test:
 //
-//	ETCD_BIN=$(hack/build-k8s-assets.sh -q etcd)/etcd go test -tags integration ./hack/bench/peers/adapter/
+//	ETCD_BIN=$(hack/build-k8s-assets.sh -q etcd)/etcd go -C hack test -tags integration ./bench/peers/adapter/
 //
 // They need etcd (ETCD_BIN), redis-server and PostgreSQL's initdb and
 // pg_ctl (PG_BIN, or Debian's /usr/lib/postgresql/*/bin), and fail, not
