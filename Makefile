@@ -281,6 +281,10 @@ test-dashboard: ## The committed dashboard is the generator's output; its panels
 GENERATED += $(CHART)/files/dashboard.json
 verify: dashboard
 
+.PHONY: print-prometheus-version
+print-prometheus-version: ## Print the Prometheus module version the monitoring tests build.
+	@echo $(PROMETHEUS_VERSION)
+
 .PHONY: promtool prometheus
 promtool: $(PROMTOOL) ## Build promtool (cached by version) and link it into bin/.
 prometheus: $(PROMETHEUS) ## Build the Prometheus server (cached by version) and link it into bin/.
