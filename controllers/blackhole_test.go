@@ -98,4 +98,3 @@ func (n blackholeNode) TransferLeadership(ctx context.Context, _ string) (*admin
 func (n blackholeNode) RecoverQuorum(ctx context.Context, _ uint64) (*adminapi.RecoverResult, error) {
 	return nil, n.cluster.hold(ctx, "recover quorum")
 }
-
