@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string) error {
 		metricsAddr, probeAddr, nodeImage, clusterDomain string
 		operatorNamespace, watchNamespaces               string
 		leaderElect                                      bool
+		workers                                          int
 	)
 	// A flag set of its own, not flag.CommandLine, so that run can be called
 	// more than once, as the tests do; controller-runtime's --kubeconfig is
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string) error {
 		"the namespace the operator runs in, admitted to the nodes' admin port by their NetworkPolicy (default: $POD_NAMESPACE)")
 	fs.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"comma-separated namespaces whose BuyTrackers the operator reconciles, and the only ones it reads; empty: every namespace")
+	fs.IntVar(&workers, "max-concurrent-reconciles", controllers.DefaultWorkers,
+		"how many BuyTrackers are reconciled at once; one whose nodes do not answer holds a worker for at most about 25 s")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +79,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if nodeImage == "" {
 		return errors.New("--node-image must not be empty")
+	}
+	if workers < 1 {
+		return fmt.Errorf("--max-concurrent-reconciles=%d: must be at least 1", workers)
 	}
 	namespaces, err := parseNamespaces(watchNamespaces)
 	if err != nil {
@@ -119,6 +125,8 @@ func run(ctx context.Context, args []string) error {
 		NodeImage:         nodeImage,
 		ClusterDomain:     clusterDomain,
 		Intervals:         controllers.DefaultIntervals,
+		AdminBudget:       controllers.DefaultAdminBudget,
+		Workers:           workers,
 		CertPropagation:   controllers.DefaultCertPropagation,
 		OperatorNamespace: operatorNamespace,
 	}

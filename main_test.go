@@ -174,6 +174,7 @@ func TestBadFlagsStopTheManagerWithAClearError(t *testing.T) {
 		{"--watch-namespaces=Bad_Name"},
 		{"--operator-namespace="},
 		{"--node-image="},
+		{"--max-concurrent-reconciles=0"},
 	} {
 		err := run(context.Background(), args)
 		if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(strings.SplitN(args[0], "=", 2)[0], "--")) {

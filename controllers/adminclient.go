@@ -50,13 +50,27 @@ type adminCredentials struct {
 	caBundle []byte
 }
 
-// Deadlines of admin API calls: reads are cheap; a membership change or a
-// leadership transfer commits well within adminCallTimeout on a healthy
-// cluster.
-const (
-	adminReadTimeout = 5 * time.Second
-	adminCallTimeout = 15 * time.Second
-)
+// AdminBudget bounds the admin calls of one pass, so that a BuyTracker
+// whose nodes do not answer holds a worker for at most Observe plus one
+// Change, and never delays the others for longer than that.
+type AdminBudget struct {
+	// Observe bounds the whole observation of a pass: every GET /status
+	// and GET /cluster it makes, together.
+	Observe time.Duration
+	// Read bounds one GET: a node that answers at all answers a read
+	// within it.
+	Read time.Duration
+	// Change bounds one mutating call: a membership change, a leadership
+	// transfer or a recovery commits well within it on a healthy cluster.
+	Change time.Duration
+}
+
+// DefaultAdminBudget is the manager's budget of admin calls.
+var DefaultAdminBudget = AdminBudget{Observe: 10 * time.Second, Read: 3 * time.Second, Change: 15 * time.Second}
+
+// adminCallCeiling caps any admin HTTP exchange, whatever its context
+// says: a call made without a deadline still ends.
+const adminCallCeiling = 15 * time.Second
 
 // maxAdminTransports bounds the connection pools kept for (CA bundle,
 // node) pairs; past it they are all closed and made again on demand.
@@ -98,12 +112,12 @@ func newAdminClientFactory(dial func(ctx context.Context, network, addr string) 
 				TLSHandshakeTimeout:   5 * time.Second,
 				MaxIdleConnsPerHost:   2,
 				IdleConnTimeout:       90 * time.Second,
-				ResponseHeaderTimeout: adminCallTimeout,
+				ResponseHeaderTimeout: adminCallCeiling,
 			}
 			transports[key] = transport
 		}
 		mu.Unlock()
-		return adminapi.NewClient(t.URL, t.Token, &http.Client{Transport: transport, Timeout: adminCallTimeout})
+		return adminapi.NewClient(t.URL, t.Token, &http.Client{Transport: transport, Timeout: adminCallCeiling})
 	}
 }
 

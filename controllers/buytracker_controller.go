@@ -5,6 +5,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -41,6 +43,11 @@ type Intervals struct {
 // DefaultIntervals are the manager's requeue intervals.
 var DefaultIntervals = Intervals{Progress: 2 * time.Second, Wait: 5 * time.Second, Steady: 30 * time.Second}
 
+// DefaultWorkers is how many BuyTrackers the manager reconciles at once:
+// enough that a few whose nodes do not answer (each holding a worker for
+// up to one AdminBudget) leave workers for the others.
+const DefaultWorkers = 4
+
 // BuyTrackerReconciler reconciles BuyTracker objects.
 type BuyTrackerReconciler struct {
 	client.Client
@@ -55,6 +62,13 @@ type BuyTrackerReconciler struct {
 	// ClusterDomain is the cluster's DNS domain (cluster.local).
 	ClusterDomain string
 	Intervals     Intervals
+	// AdminBudget bounds the admin calls of one pass; its zero fields
+	// take DefaultAdminBudget's.
+	AdminBudget AdminBudget
+	// Workers is how many BuyTrackers are reconciled at once (the
+	// controller's MaxConcurrentReconciles); 0 means DefaultWorkers. A
+	// BuyTracker is never reconciled by two workers at once.
+	Workers int
 	// CertPropagation is how long a step of a CA rotation waits after the
 	// last change of a member Secret, so that every pod has read it
 	// (DefaultCertPropagation in a cluster; tests may use 0).
@@ -272,6 +286,22 @@ func (r *BuyTrackerReconciler) clock() time.Time {
 	return time.Now()
 }
 
+// adminBudget is AdminBudget with DefaultAdminBudget in its zero fields.
+func (r *BuyTrackerReconciler) adminBudget() AdminBudget {
+	b := r.AdminBudget
+	b.Observe = cmp.Or(b.Observe, DefaultAdminBudget.Observe)
+	b.Read = cmp.Or(b.Read, DefaultAdminBudget.Read)
+	b.Change = cmp.Or(b.Change, DefaultAdminBudget.Change)
+	return b
+}
+
+func (r *BuyTrackerReconciler) workers() int {
+	if r.Workers <= 0 {
+		return DefaultWorkers
+	}
+	return r.Workers
+}
+
 func (r *BuyTrackerReconciler) intervals() Intervals {
 	if r.Intervals == (Intervals{}) {
 		return DefaultIntervals
@@ -306,6 +336,7 @@ func (r *BuyTrackerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podOwner)).
 		Named("buytracker").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.workers()}).
 		Complete(r)
 }
 

@@ -14,11 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// annotationSpecHash records, on a child, a hash of what the operator last
-// wrote into it. Together with a semantic comparison (which catches edits
-// made by others) it keeps an unchanged BuyTracker from causing any write.
-const annotationSpecHash = "buytracker.dev/spec-hash"
-
 // errBrokenChild reports a child object the operator will not repair on
 // its own (for example an admin-token Secret without its token).
 var errBrokenChild = errors.New("child object is not usable")
@@ -31,9 +26,14 @@ type childKind[T client.Object] struct {
 	merge func(existing, desired T)
 }
 
-// applyChild creates desired, or patches the existing object so that what
-// the operator owns matches desired. It reports whether it wrote.
-func applyChild[T client.Object](ctx context.Context, c client.Client, existing, desired T, kind childKind[T]) (bool, error) {
+// createOrPatchChild creates desired, or patches the existing object so
+// that what the operator owns matches desired, recording a hash of it in
+// annotationSpecHash; together with a semantic comparison (which catches
+// edits made by others) the hash keeps an unchanged BuyTracker from causing
+// any write. It reports whether it wrote. Only the StatefulSet is still
+// written this way (see statefulset_sync.go); the other children are
+// applied (applyChild).
+func createOrPatchChild[T client.Object](ctx context.Context, c client.Client, existing, desired T, kind childKind[T]) (bool, error) {
 	hash, err := hashOf(kind.owned(desired), desired.GetLabels(), desired.GetAnnotations())
 	if err != nil {
 		return false, err

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -293,6 +294,15 @@ func (w writeRecorder) Update(ctx context.Context, obj client.Object, opts ...cl
 func (w writeRecorder) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
 	w.note("patch", obj)
 	return w.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (w writeRecorder) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+	name := "?"
+	if u, ok := obj.(interface{ GetName() string }); ok {
+		name = u.GetName()
+	}
+	*w.writes = append(*w.writes, fmt.Sprintf("apply %T %s", obj, name))
+	return w.Client.Apply(ctx, obj, opts...)
 }
 
 func (w writeRecorder) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {

@@ -71,7 +71,7 @@ func (r *BuyTrackerReconciler) callLeader(ctx context.Context, n clusterNames, v
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, adminCallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.adminBudget().Change)
 	defer cancel()
 	return call(ctx, admin)
 }

@@ -50,6 +50,13 @@ func newManagerFixture(t *testing.T, size, leader int32) *managerFixture {
 // waits until it has.
 func (f *managerFixture) startOperator(t *testing.T) (stop func()) {
 	t.Helper()
+	return f.startOperatorWith(t, func(*BuyTrackerReconciler) {})
+}
+
+// startOperatorWith starts a manager as startOperator does, after edit
+// changed the reconciler.
+func (f *managerFixture) startOperatorWith(t *testing.T, edit func(*BuyTrackerReconciler)) (stop func()) {
+	t.Helper()
 	mgr, err := ctrl.NewManager(f.s.cfg, ctrl.Options{
 		Scheme:                 f.s.scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -66,6 +73,7 @@ func (f *managerFixture) startOperator(t *testing.T) (stop func()) {
 		Recorder: mgr.GetEventRecorder("buytracker-operator"), AdminClients: f.cluster.factory(),
 		NodeImage: "buytracker/node:test", ClusterDomain: "cluster.local",
 		Intervals: Intervals{Progress: 50 * time.Millisecond, Wait: 100 * time.Millisecond, Steady: 300 * time.Millisecond}}
+	edit(r)
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setup: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"k8s.io/utils/ptr"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
@@ -49,12 +50,10 @@ func policyPorts(port int32) []networkingv1.NetworkPolicyPort {
 	return []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(port))}}
 }
 
-var networkPolicyKind = childKind[*networkingv1.NetworkPolicy]{
-	owned: func(p *networkingv1.NetworkPolicy) any { return p.Spec },
-	merge: func(existing, desired *networkingv1.NetworkPolicy) { existing.Spec = desired.Spec },
+func appliedNetworkPolicy(p *networkingv1.NetworkPolicy, manager string) (any, error) {
+	return networkingv1ac.ExtractNetworkPolicy(p, manager)
 }
 
 func (r *BuyTrackerReconciler) reconcileNetworkPolicy(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames) error {
-	_, err := applyChild(ctx, r.Client, &networkingv1.NetworkPolicy{}, desiredNetworkPolicy(bt, n, r.OperatorNamespace), networkPolicyKind)
-	return err
+	return applyChild(ctx, r.Client, &networkingv1.NetworkPolicy{}, desiredNetworkPolicy(bt, n, r.OperatorNamespace), appliedNetworkPolicy)
 }

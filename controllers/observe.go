@@ -67,22 +67,37 @@ func (r *BuyTrackerReconciler) observe(ctx context.Context, bt *buytrackerv1alph
 			uid:         p.UID,
 		}
 	}
-	v.nodes = r.askMembers(ctx, n, admin, v)
-	v.raft, v.leaderLastIndex = r.askCluster(ctx, bt, n, admin, v)
+	v.nodes, v.raft, v.leaderLastIndex = r.askNodes(ctx, bt, n, admin, v)
 	return v, nil
 }
 
-// askCluster asks for the configuration: first the pod that says it
-// leads, then the last known leader, then ready pods, then running ones.
-// When the StatefulSet is to shrink it also needs the leader's last log
-// index read before the configuration (from the statuses of this pass),
-// both from the leader in one term, so that the planner can tell that the
-// removals before it have committed.
+// askNodes is the admin part of the observation, within one budget
+// (AdminBudget.Observe): every member's GET /status at once, then one
+// GET /cluster, asked only of nodes that answered their status in this
+// pass. A cluster whose nodes do not answer costs one read deadline, not
+// one per node.
+func (r *BuyTrackerReconciler) askNodes(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, admin adminCredentials, v clusterView) (map[string]*adminapi.Status, *adminapi.Cluster, uint64) {
+	ctx, cancel := context.WithTimeout(ctx, r.adminBudget().Observe)
+	defer cancel()
+	v.nodes = r.askMembers(ctx, n, admin, v)
+	cluster, leaderLastIndex := r.askCluster(ctx, bt, n, admin, v)
+	return v.nodes, cluster, leaderLastIndex
+}
+
+// askCluster asks for the configuration, once, of a node that answered
+// its status in this pass: first the one that says it leads, then the
+// last known leader, then ready pods, then running ones; another only when
+// the one asked fails (at most maxClusterQueries). When the StatefulSet is
+// to shrink the planner also needs the leader's last log index read before
+// the configuration: the leader's status of this pass is, when the
+// configuration comes from that leader in the same term (a follower
+// forwards GET /cluster to the leader, so it normally does); otherwise it
+// is 0 and the planner waits for a pass where it does.
 func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, creds adminCredentials, v clusterView) (*adminapi.Cluster, uint64) {
 	log := logf.FromContext(ctx)
 	var candidates []string
 	add := func(name string) {
-		if p, ok := v.pods[name]; ok && !p.terminating && !slices.Contains(candidates, name) {
+		if p, ok := v.pods[name]; ok && !p.terminating && v.nodes[name] != nil && !slices.Contains(candidates, name) {
 			candidates = append(candidates, name)
 		}
 	}
@@ -119,25 +134,15 @@ func (r *BuyTrackerReconciler) askCluster(ctx context.Context, bt *buytrackerv1a
 		return cluster, 0
 	}
 	st := v.nodes[cluster.Leader]
-	if st == nil || st.ID != cluster.Leader || st.State != nodeStateLeader {
-		return cluster, 0
-	}
-	if cluster.ServedBy != cluster.Leader {
-		again, err := r.callCluster(ctx, n, cluster.Leader, creds)
-		if err != nil {
-			log.V(1).Info("Leader did not answer GET /cluster", "pod", cluster.Leader, "error", err)
-			return cluster, 0
-		}
-		cluster = again
-	}
-	if cluster.ServedBy != st.ID || cluster.Term != st.Term || cluster.Leader != st.ID {
+	if st == nil || st.ID != cluster.Leader || st.State != nodeStateLeader ||
+		cluster.ServedBy != st.ID || cluster.Term != st.Term {
 		return cluster, 0
 	}
 	return cluster, st.LastIndex
 }
 
 // askMembers reads GET /status of every running pod, all at once, each
-// call with its own deadline: the one place a pass learns each member's
+// call with its own deadline (AdminBudget.Read): the one place a pass learns each member's
 // own view (role, term and last index, incarnation, disk, clock). An
 // answer from a node that is not the pod it was asked as is dropped.
 func (r *BuyTrackerReconciler) askMembers(ctx context.Context, n clusterNames, creds adminCredentials, v clusterView) map[string]*adminapi.Status {
@@ -174,7 +179,7 @@ func (r *BuyTrackerReconciler) callStatus(ctx context.Context, n clusterNames, p
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, adminReadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.adminBudget().Read)
 	defer cancel()
 	return admin.Status(ctx)
 }
@@ -184,7 +189,7 @@ func (r *BuyTrackerReconciler) callCluster(ctx context.Context, n clusterNames, 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, adminReadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.adminBudget().Read)
 	defer cancel()
 	return admin.Cluster(ctx)
 }

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
@@ -29,13 +30,8 @@ func desiredDisruptionBudget(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, 
 	}
 }
 
-var disruptionBudgetKind = childKind[*policyv1.PodDisruptionBudget]{
-	owned: func(p *policyv1.PodDisruptionBudget) any { return p.Spec },
-	merge: func(existing, desired *policyv1.PodDisruptionBudget) {
-		existing.Spec.MaxUnavailable = desired.Spec.MaxUnavailable
-		existing.Spec.MinAvailable = nil
-		existing.Spec.Selector = desired.Spec.Selector
-	},
+func appliedDisruptionBudget(p *policyv1.PodDisruptionBudget, manager string) (any, error) {
+	return policyv1ac.ExtractPodDisruptionBudget(p, manager)
 }
 
 // reconcileDisruptionBudget keeps the budget, except for a BuyTracker of one
@@ -61,8 +57,7 @@ func (r *BuyTrackerReconciler) reconcileDisruptionBudget(ctx context.Context, bt
 		}
 		return nil
 	}
-	_, err := applyChild(ctx, r.Client, &policyv1.PodDisruptionBudget{}, desiredDisruptionBudget(bt, n, voters), disruptionBudgetKind)
-	return err
+	return applyChild(ctx, r.Client, &policyv1.PodDisruptionBudget{}, desiredDisruptionBudget(bt, n, voters), appliedDisruptionBudget)
 }
 
 // budgetVoters is the voter count the budget protects: the smallest of the

@@ -231,7 +231,7 @@ func (r *BuyTrackerReconciler) recoverOn(ctx context.Context, n clusterNames, cr
 	// The node replays its log and elects itself before it answers; when
 	// that outlasts the call, the next pass asks again and the node answers
 	// 503 until it is done, then as the first time.
-	ctx, cancel := context.WithTimeout(ctx, adminCallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.adminBudget().Change)
 	defer cancel()
 	return admin.RecoverQuorum(ctx, index)
 }

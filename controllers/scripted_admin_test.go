@@ -33,6 +33,8 @@ type scriptedCluster struct {
 	// disk, clock); statusCalls counts those calls per pod.
 	nodeStatus  map[string]func(*adminapi.Status)
 	statusCalls map[string]int
+	// clusterCalls counts GET /cluster calls.
+	clusterCalls int
 	// recoveredAt is the index a pod recovered a lost quorum at.
 	recoveredAt map[string]uint64
 }
@@ -146,6 +148,7 @@ func (n *scriptedNode) Cluster(context.Context) (*adminapi.Cluster, error) {
 	s := n.cluster
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.clusterCalls++
 	if err := n.answer(); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
 )
@@ -58,42 +59,13 @@ func servicePort(name string, port, target int32) corev1.ServicePort {
 	}
 }
 
-// serviceKind owns a Service's type, selector and ports (and the headless
-// marker); cluster IPs and node ports stay as the API server allocated them.
-var serviceKind = childKind[*corev1.Service]{
-	owned: func(s *corev1.Service) any {
-		spec := corev1.ServiceSpec{
-			Type:                     s.Spec.Type,
-			Selector:                 s.Spec.Selector,
-			Ports:                    s.Spec.Ports,
-			PublishNotReadyAddresses: s.Spec.PublishNotReadyAddresses,
-		}
-		if s.Spec.ClusterIP == corev1.ClusterIPNone {
-			spec.ClusterIP = corev1.ClusterIPNone
-		}
-		return spec
-	},
-	merge: func(existing, desired *corev1.Service) {
-		nodePorts := map[string]int32{}
-		for _, p := range existing.Spec.Ports {
-			nodePorts[p.Name] = p.NodePort
-		}
-		ports := append([]corev1.ServicePort(nil), desired.Spec.Ports...)
-		if desired.Spec.Type != corev1.ServiceTypeClusterIP {
-			for i := range ports {
-				ports[i].NodePort = nodePorts[ports[i].Name]
-			}
-		}
-		existing.Spec.Type = desired.Spec.Type
-		existing.Spec.Selector = desired.Spec.Selector
-		existing.Spec.Ports = ports
-		existing.Spec.PublishNotReadyAddresses = desired.Spec.PublishNotReadyAddresses
-	},
+func appliedService(s *corev1.Service, manager string) (any, error) {
+	return corev1ac.ExtractService(s, manager)
 }
 
 func (r *BuyTrackerReconciler) reconcileServices(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames) error {
 	for _, desired := range []*corev1.Service{desiredPeerService(bt, n), desiredClientService(bt, n)} {
-		if _, err := applyChild(ctx, r.Client, &corev1.Service{}, desired, serviceKind); err != nil {
+		if err := applyChild(ctx, r.Client, &corev1.Service{}, desired, appliedService); err != nil {
 			return err
 		}
 	}

@@ -82,7 +82,7 @@ func (r *BuyTrackerReconciler) reconcileStatefulSet(ctx context.Context, bt *buy
 			in.replicas = bt.Status.Replicas
 		}
 		desired := desiredStatefulSet(bt, n, in)
-		if _, err := applyChild(ctx, r.Client, &appsv1.StatefulSet{}, desired, statefulSetKind); err != nil {
+		if _, err := createOrPatchChild(ctx, r.Client, &appsv1.StatefulSet{}, desired, statefulSetKind); err != nil {
 			return nil, err
 		}
 		r.event(bt, corev1.EventTypeNormal, "StatefulSetCreated", "Create", "Created StatefulSet %s with %d pods", desired.Name, in.replicas)
@@ -108,7 +108,7 @@ func (r *BuyTrackerReconciler) reconcileStatefulSet(ctx context.Context, bt *buy
 			"Replacing StatefulSet %s (pods kept) to apply the new storage settings to new volumes", existing.Name)
 		return nil, nil
 	}
-	wrote, err := applyChild(ctx, r.Client, &existing, desired, statefulSetKind)
+	wrote, err := createOrPatchChild(ctx, r.Client, &existing, desired, statefulSetKind)
 	if err != nil {
 		return nil, err
 	}
