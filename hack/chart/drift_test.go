@@ -306,6 +306,33 @@ func TestChartImageValuesChangeOnlyTheImages(t *testing.T) {
 	}
 }
 
+// maxConcurrentReconciles reaches the manager as --max-concurrent-reconciles;
+// unset, the manager keeps its own default and no flag is passed.
+func TestChartPassesMaxConcurrentReconciles(t *testing.T) {
+	r := needRenderers(t)
+	for _, tc := range []struct {
+		set  []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"maxConcurrentReconciles=8"}, "--max-concurrent-reconciles=8"},
+	} {
+		var d appsv1.Deployment
+		if err := only(t, r.chart(t, release, releaseNamespace, tc.set...), "Deployment").decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+			if strings.HasPrefix(a, "--max-concurrent-reconciles") {
+				got = append(got, a)
+			}
+		}
+		if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || got[0] != tc.want) {
+			t.Errorf("with %v the manager's args have %q, want %q", tc.set, got, tc.want)
+		}
+	}
+}
+
 // Turning the options on adds the metrics Service, the ServiceMonitor and
 // the sample, and changes nothing config/default has.
 func TestChartWithOptionsOnAddsOnlyThem(t *testing.T) {
