@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -27,6 +29,12 @@ import (
 //     majority, and one of them must answer before anything happens. (When
 //     a majority of volumes is lost at once the quorum is lost too; that
 //     needs a person, see docs/node.md.) Until then it waits.
+//   - Peers alone cannot tell creation from a lost majority of volumes
+//     while the members that kept their data are down: the empty members
+//     would answer each other "nothing here" and create a new, empty
+//     cluster. So the node also reads --cluster-created-file (written once
+//     the cluster was first available: a ConfigMap under the operator);
+//     while it says the cluster was created the node never bootstraps.
 //   - Otherwise the cluster exists: the node is a new incarnation of a
 //     member. It refuses every vote request (its forgotten votes could elect
 //     a stale leader: hashicorp/raft grants votes from a node with an empty
@@ -73,6 +81,11 @@ func (s *Store) clusterExists(done <-chan struct{}) (bool, error) {
 	}
 	lastLog := time.Time{}
 	for {
+		if created, why := s.clusterCreated(); created {
+			s.logger.Warn("The cluster was created: an empty data dir never bootstraps it again; waiting to rejoin as a new incarnation",
+				"because", why)
+			return true, nil
+		}
 		var missing []string
 		for _, srv := range others {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -104,6 +117,33 @@ func (s *Store) clusterExists(done <-chan struct{}) (bool, error) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// clusterCreated reads --cluster-created-file: the cluster was created when
+// the file holds the cluster's ID (or "true"). A missing file, or one naming
+// another cluster (a ConfigMap of a deleted BuyTracker of the same name not
+// yet collected), says nothing; a file that cannot be read counts as
+// created: waiting is safe, bootstrapping twice is not.
+func (s *Store) clusterCreated() (bool, string) {
+	path := s.cfg.ClusterCreatedFile
+	if path == "" {
+		return false, ""
+	}
+	raw, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, ""
+	case err != nil:
+		return true, fmt.Sprintf("cannot read %s (%v): taking the cluster as created", path, err)
+	}
+	v := strings.TrimSpace(string(raw))
+	if v == "true" || (v != "" && v == s.cfg.ClusterID) {
+		return true, fmt.Sprintf("%s says so", path)
+	}
+	if v != "" {
+		s.logger.Warn("The cluster-created file names another cluster; ignoring it", "file", path, "holds", v, "cluster_id", s.cfg.ClusterID)
+	}
+	return false, ""
 }
 
 // bootstrap creates the cluster with the initial configuration; every
@@ -151,6 +191,7 @@ func (s *Store) join() {
 	lastLog := time.Time{}
 	for {
 		if joinIndex == 0 {
+			s.metrics.rejoinAttempts.Inc()
 			index, err := s.askToRejoin(id.Incarnation)
 			if err == nil {
 				joinIndex = index

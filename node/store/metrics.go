@@ -17,6 +17,7 @@ type storeMetrics struct {
 	readRounds       prometheus.Counter
 	promotions       prometheus.Counter
 	rejoins          prometheus.Counter
+	rejoinAttempts   prometheus.Counter
 	clockHandovers   prometheus.Counter
 	snapshotTotal    *prometheus.CounterVec
 	snapshotDuration prometheus.Histogram
@@ -58,6 +59,9 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		rejoins: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "buytracker_member_rejoins_total", Help: "Members that came back with an empty data dir and were taken back as non-voters by this node.",
 		}),
+		rejoinAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "buytracker_rejoin_attempts_total", Help: "Rounds in which this node, a new incarnation waiting to be a member again, looked for the leader to take it back.",
+		}),
 		clockHandovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "buytracker_clock_skew_handovers_total", Help: "Times this leader handed leadership over because its clock disagreed with a majority of the voters.",
 		}),
@@ -94,7 +98,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) *storeMetrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	reg.MustRegister(
-		m.buysRecorded, m.overloaded, m.batchSize, m.readRounds, m.promotions, m.rejoins, m.clockHandovers,
+		m.buysRecorded, m.overloaded, m.batchSize, m.readRounds, m.promotions, m.rejoins, m.rejoinAttempts, m.clockHandovers,
 		m.snapshotTotal, m.snapshotDuration, m.restoreTotal, m.restoreDuration,
 		m.logStoreDuration, m.applyDuration, m.commitDuration, m.forwardDuration,
 		gauge("buytracker_purchases", "Purchases in the replicated state this node has applied.",

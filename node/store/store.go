@@ -65,6 +65,12 @@ type Config struct {
 	// every other initial member says it holds nothing yet; otherwise it
 	// comes back as a new incarnation (bootstrap.go).
 	InitialCluster []raft.Server
+	// ClusterCreatedFile, when it exists and holds ClusterID (or "true"),
+	// says the cluster was created: a node that finds its data dir empty
+	// then never bootstraps (nor restores), whatever its peers answer; it
+	// waits to rejoin (bootstrap.go). Under the operator it is a key of a
+	// ConfigMap written once the cluster was first Available.
+	ClusterCreatedFile string
 	// PeerTLS, when set, makes all member-to-member traffic mutual TLS;
 	// NamesID tells whether a certificate names a server ID.
 	PeerTLS peer.Identity

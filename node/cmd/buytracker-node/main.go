@@ -58,6 +58,7 @@ type options struct {
 	advertiseAdmin                    string
 	initialCluster, adminTokenFile    string
 	clusterID, tlsDir                 string
+	clusterCreatedFile                string
 	maxClockSkew                      time.Duration
 	heartbeatTimeout, electionTimeout time.Duration
 	snapshotInterval, requestTimeout  time.Duration
@@ -84,6 +85,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.advertiseHTTP, "advertise-http", "", "client API URL peers forward to (default: http://<advertised raft host>:<http port>)")
 	fs.StringVar(&o.advertiseAdmin, "advertise-admin", "", "admin API URL peers call (default: http://<advertised raft host>:<admin port>)")
 	fs.StringVar(&o.initialCluster, "initial-cluster", "", "the cluster's initial members ID=RAFTHOST:PORT,...; they create it together, once")
+	fs.StringVar(&o.clusterCreatedFile, "cluster-created-file", "", "file that, once it exists and holds the cluster ID (or \"true\"), says the cluster was created: an empty data dir then never bootstraps, it waits to rejoin")
 	fs.StringVar(&o.clusterID, "cluster-id", "", "the cluster's identity (the BuyTracker's UID); recorded in the data dir, which then refuses another cluster")
 	fs.DurationVar(&o.maxClockSkew, "max-clock-skew", time.Second, "how far the leader's clock may differ from a majority of the voters' before it stops stamping purchases and hands leadership over")
 	fs.StringVar(&o.tlsDir, "tls-dir", "", "directory with ca.crt, tls.crt and tls.key: mutual TLS for Raft and every member-to-member call, HTTPS for the admin API (without it: plain TCP, local development only)")
@@ -308,7 +310,7 @@ func run(args []string) error {
 		ID: o.id, DataDir: o.dataDir,
 		RaftBind: o.raftAddr, RaftAdvertise: o.advertiseRaft,
 		HTTPURL: o.advertiseHTTP, AdminURL: o.advertiseAdmin,
-		ClusterID: o.clusterID, InitialCluster: initial,
+		ClusterID: o.clusterID, InitialCluster: initial, ClusterCreatedFile: o.clusterCreatedFile,
 		Clock: testhook.Clock(logger), MaxClockSkew: o.maxClockSkew,
 		MisapplyCentsForTests: testhook.MisapplyCents(),
 		WrapLogStoreForTests:  testhook.DiskFaults(logger),
