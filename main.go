@@ -221,6 +221,7 @@ func cacheOptions(namespaces []string) cache.Options {
 	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Pod{}:                 {Label: ours},
 		&corev1.Secret{}:              {Label: ours},
+		&corev1.ConfigMap{}:           {Label: ours},
 		&appsv1.StatefulSet{}:         {Label: ours},
 		&networkingv1.NetworkPolicy{}: {Label: ours},
 		&batchv1.Job{}:                {Label: ours},

@@ -53,6 +53,7 @@ func (n clusterNames) peerService() string   { return n.name + "-peers" }
 func (n clusterNames) adminSecret() string   { return n.name + "-admin-token" }
 func (n clusterNames) caSecret() string      { return n.name + "-ca" }
 func (n clusterNames) networkPolicy() string { return n.name }
+func (n clusterNames) clusterState() string  { return n.name + "-cluster-state" }
 
 // memberSecret holds one member's certificate; pod may be "$(POD_NAME)".
 func (n clusterNames) memberSecret(pod string) string { return pod + "-tls" }

@@ -117,6 +117,7 @@ func desiredPodTemplate(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 		},
 	}
 	withRestore(bt, &template.Spec)
+	withClusterState(n, &template.Spec)
 	return template
 }
 
