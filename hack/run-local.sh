@@ -36,6 +36,12 @@ chmod 600 "$client_auth"
 # certificate per member, kept across runs and renewed when near expiry.
 "$certs" -dir "$data/tls" -ids n1,n2,n3 -ips 127.0.0.1 -dns localhost >/dev/null
 
+# Written once the cluster first served (every node ready): from then on a
+# node that finds its data dir empty never bootstraps a new cluster, it waits
+# to rejoin (docs/node.md "Bootstrap once"). Delete the whole DATA_DIR to
+# start afresh.
+created="$data/cluster-created"
+
 ids=(n1 n2 n3)
 cluster="n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003"
 pids=()
@@ -53,14 +59,15 @@ for i in 1 2 3; do
   "$bin" --id="$id" --data-dir="$data/$id" \
     --http-addr="127.0.0.1:808$i" --admin-addr="127.0.0.1:918$i" --raft-addr="127.0.0.1:700$i" \
     --initial-cluster="$cluster" --admin-token-file="$token" --tls-dir="$data/tls/$id" \
-    --client-auth-file="$client_auth" ${restore:+"$restore"} \
+    --client-auth-file="$client_auth" --cluster-created-file="$created" ${restore:+"$restore"} \
     2>>"$data/$id.log" &
   pids+=($!)
 done
 
+ready=0
 for i in 1 2 3; do
   for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:808$i/ready" >/dev/null 2>&1 && break
+    curl -fsS "http://127.0.0.1:808$i/ready" >/dev/null 2>&1 && { ready=$((ready + 1)); break; }
     if ! kill -0 "${pids[$((i - 1))]}" 2>/dev/null; then
       echo "run-local: n$i stopped; the end of $data/n$i.log:" >&2
       tail -n 3 "$data/n$i.log" >&2
@@ -69,6 +76,11 @@ for i in 1 2 3; do
     sleep 0.1
   done
 done
+
+if [ "$ready" = 3 ] && [ ! -s "$created" ]; then
+  echo true >"$created"
+  chmod 600 "$created"
+fi
 
 cat <<INFO
 buytracker: three nodes running (logs in $data/n*.log)
