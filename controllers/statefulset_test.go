@@ -72,7 +72,7 @@ func TestDesiredStatefulSet(t *testing.T) {
 			for _, m := range pod.Containers[0].VolumeMounts {
 				mounts[m.Name] = m.MountPath
 			}
-			expect(t, "mounts", mounts, map[string]string{"data": "/data", "credentials": "/etc/buytracker", "tmp": "/tmp"})
+			expect(t, "mounts", mounts, map[string]string{"data": "/data", "credentials": "/etc/buytracker", "tmp": "/tmp", "cluster-state": "/etc/buytracker/cluster-state"})
 		},
 	}, {
 		name: "credentials: the admin token and every member's certificate Secret in one projected volume",
