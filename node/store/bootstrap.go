@@ -81,7 +81,8 @@ func (s *Store) clusterExists(done <-chan struct{}) (bool, error) {
 	}
 	lastLog := time.Time{}
 	for {
-		if created, why := s.clusterCreated(); created {
+		created, why := s.clusterCreated()
+		if created {
 			s.logger.Warn("The cluster was created: an empty data dir never bootstraps it again; waiting to rejoin as a new incarnation",
 				"because", why)
 			return true, nil
@@ -109,7 +110,7 @@ func (s *Store) clusterExists(done <-chan struct{}) (bool, error) {
 			lastLog = time.Now()
 			sort.Strings(missing)
 			s.logger.Info("Empty data dir: waiting for every initial member to say whether the cluster exists",
-				"waiting_for", strings.Join(missing, ","))
+				"waiting_for", strings.Join(missing, ","), "cluster_created_file", why)
 		}
 		select {
 		case <-done:
@@ -120,7 +121,8 @@ func (s *Store) clusterExists(done <-chan struct{}) (bool, error) {
 }
 
 // clusterCreated reads --cluster-created-file: the cluster was created when
-// the file holds the cluster's ID (or "true"). A missing file, or one naming
+// the file holds the cluster's ID (or "true"); why says what the file said.
+// A missing file, or one naming
 // another cluster (a ConfigMap of a deleted BuyTracker of the same name not
 // yet collected), says nothing; a file that cannot be read counts as
 // created: waiting is safe, bootstrapping twice is not.
@@ -141,7 +143,7 @@ func (s *Store) clusterCreated() (bool, string) {
 		return true, fmt.Sprintf("%s says so", path)
 	}
 	if v != "" {
-		s.logger.Warn("The cluster-created file names another cluster; ignoring it", "file", path, "holds", v, "cluster_id", s.cfg.ClusterID)
+		return false, fmt.Sprintf("%s names another cluster (%q): ignored", path, v)
 	}
 	return false, ""
 }
