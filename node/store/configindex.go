@@ -14,18 +14,24 @@ import (
 // records them), and a snapshot's metadata carries the configuration it
 // holds. GET /cluster reports it.
 type committedConfiguration struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// asOf is the log index up to which the configuration is known to
+	// hold: its entry's, or the snapshot's that carried it.
+	asOf    uint64
 	index   uint64
 	servers []raft.Server
 }
 
-// record keeps the configuration committed at index, unless a later one
-// is known already.
-func (c *committedConfiguration) record(index uint64, cfg raft.Configuration) {
+// record keeps the configuration with its index, known to hold up to log
+// index asOf, unless one known to a later index is kept already. A
+// snapshot's configuration replaces an older entry's even with a smaller
+// index: after a quorum recovery hashicorp/raft records the recovered
+// configuration at index 1.
+func (c *committedConfiguration) record(asOf, index uint64, cfg raft.Configuration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if index > c.index {
-		c.index, c.servers = index, slices.Clone(cfg.Servers)
+	if asOf > c.asOf {
+		c.asOf, c.index, c.servers = asOf, index, slices.Clone(cfg.Servers)
 	}
 }
 
@@ -42,7 +48,7 @@ func (c *committedConfiguration) get(latest []raft.Server) (index uint64, same b
 func (c *committedConfiguration) recordConfigurations(logs []*raft.Log) {
 	for i := len(logs) - 1; i >= 0; i-- {
 		if logs[i].Type == raft.LogConfiguration {
-			c.record(logs[i].Index, raft.DecodeConfiguration(logs[i].Data))
+			c.record(logs[i].Index, logs[i].Index, raft.DecodeConfiguration(logs[i].Data))
 			return
 		}
 	}
@@ -54,7 +60,7 @@ func (c *committedConfiguration) recordConfigurations(logs []*raft.Log) {
 // latest is it.
 func (s *Store) configurationIndex(latest []raft.Server) (uint64, bool) {
 	if metas, err := s.snapshots.List(); err == nil && len(metas) > 0 {
-		s.fsm.configuration.record(metas[0].ConfigurationIndex, metas[0].Configuration)
+		s.fsm.configuration.record(metas[0].Index, metas[0].ConfigurationIndex, metas[0].Configuration)
 	}
 	return s.fsm.configuration.get(latest)
 }
