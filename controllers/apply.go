@@ -41,7 +41,7 @@ func applyChild[T client.Object](ctx context.Context, c client.Client, existing,
 // the API server has it after the pass (the answer of the apply when it
 // wrote), reports whether it wrote, and runs beforeApply on an existing
 // object before comparing (the StatefulSet hands spec.replicas to the
-// scale step's manager there).
+// scale step's manager there); with beforeApply it only updates.
 func applyChildAndRead[T client.Object](ctx context.Context, c client.Client, existing, desired T, extract appliedKind[T], beforeApply func(ctx context.Context, existing T) error) (bool, error) {
 	want, err := applyContent(c.Scheme(), desired)
 	if err != nil {
@@ -49,6 +49,10 @@ func applyChildAndRead[T client.Object](ctx context.Context, c client.Client, ex
 	}
 	key := client.ObjectKeyFromObject(desired)
 	switch err := c.Get(ctx, key, existing); {
+	case apierrors.IsNotFound(err) && beforeApply != nil:
+		// desired is incomplete (the StatefulSet without its size): only
+		// an update, never a creation.
+		return false, fmt.Errorf("%T %s is gone; the next pass creates it: %w", desired, key, err)
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return false, fmt.Errorf("get %T %s: %w", desired, key, err)
