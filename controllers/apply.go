@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -32,33 +33,58 @@ type appliedKind[T client.Object] func(obj T, fieldManager string) (any, error)
 // already hold what it would apply, so that an unchanged BuyTracker causes
 // no request; existing is scratch space of desired's type.
 func applyChild[T client.Object](ctx context.Context, c client.Client, existing, desired T, extract appliedKind[T]) error {
+	_, err := applyChildAndRead(ctx, c, existing, desired, extract, nil)
+	return err
+}
+
+// applyChildAndRead is applyChild that leaves in existing the object as
+// the API server has it after the pass (the answer of the apply when it
+// wrote), reports whether it wrote, and runs beforeApply on an existing
+// object before comparing (the StatefulSet hands spec.replicas to the
+// scale step's manager there); with beforeApply it only updates.
+func applyChildAndRead[T client.Object](ctx context.Context, c client.Client, existing, desired T, extract appliedKind[T], beforeApply func(ctx context.Context, existing T) error) (bool, error) {
 	want, err := applyContent(c.Scheme(), desired)
 	if err != nil {
-		return err
+		return false, err
 	}
 	key := client.ObjectKeyFromObject(desired)
 	switch err := c.Get(ctx, key, existing); {
+	case apierrors.IsNotFound(err) && beforeApply != nil:
+		// desired is incomplete (the StatefulSet without its size): only
+		// an update, never a creation.
+		return false, fmt.Errorf("%T %s is gone; the next pass creates it: %w", desired, key, err)
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return fmt.Errorf("get %T %s: %w", desired, key, err)
+		return false, fmt.Errorf("get %T %s: %w", desired, key, err)
 	default:
 		if err := adoptLegacyFields(ctx, c, existing); err != nil {
-			return err
+			return false, err
+		}
+		if beforeApply != nil {
+			if err := beforeApply(ctx, existing); err != nil {
+				return false, err
+			}
 		}
 		owned, err := extract(existing, fieldManager)
 		if err != nil {
-			return fmt.Errorf("read the fields the operator owns in %T %s: %w", desired, key, err)
+			return false, fmt.Errorf("read the fields the operator owns in %T %s: %w", desired, key, err)
 		}
 		if same, err := sameContent(owned, want); err != nil {
-			return err
+			return false, err
 		} else if same {
-			return nil
+			return false, nil
 		}
 	}
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply %T %s: %w", desired, key, err)
+		return false, fmt.Errorf("apply %T %s: %w", desired, key, err)
 	}
-	return nil
+	// The apply's answer is the object as written (existing is emptied
+	// first: the converter leaves fields the answer lacks as they were).
+	reflect.ValueOf(existing).Elem().SetZero()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(want.Object, existing); err != nil {
+		return true, fmt.Errorf("decode the applied %T %s: %w", desired, key, err)
+	}
+	return true, nil
 }
 
 // applyContent is what applying obj sends: its fields without the status

@@ -81,7 +81,24 @@ func (r *BuyTrackerReconciler) askNodes(ctx context.Context, bt *buytrackerv1alp
 	defer cancel()
 	v.nodes = r.askMembers(ctx, n, admin, v)
 	cluster, leaderLastIndex := r.askCluster(ctx, bt, n, admin, v)
+	fillLastIndexes(cluster, v.nodes)
 	return v.nodes, cluster, leaderLastIndex
+}
+
+// fillLastIndexes gives each member of the configuration the applied index
+// its own GET /status of this pass reported: GET /cluster carries only the
+// answering node's (the node asks no member for it), and a member that did
+// not answer its status keeps none, which counts it as down.
+func fillLastIndexes(cluster *adminapi.Cluster, nodes map[string]*adminapi.Status) {
+	if cluster == nil {
+		return
+	}
+	for i := range cluster.Members {
+		m := &cluster.Members[i]
+		if st := nodes[m.ID]; m.LastIndex == nil && st != nil {
+			m.LastIndex = ptr.To(st.AppliedIndex)
+		}
+	}
 }
 
 // askCluster asks for the configuration, once, of a node that answered

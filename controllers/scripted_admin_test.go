@@ -142,8 +142,9 @@ func (n *scriptedNode) answer() error {
 	return nil
 }
 
-// Cluster answers as the leader would; like the node's promoter, it makes
-// a caught-up non-voter a voter, one per call.
+// Cluster answers as the leader would, from its own knowledge: only its
+// own member carries a last index. Like the node's promoter, it makes a
+// caught-up non-voter a voter, one per call.
 func (n *scriptedNode) Cluster(context.Context) (*adminapi.Cluster, error) {
 	s := n.cluster
 	s.mu.Lock()
@@ -155,7 +156,7 @@ func (n *scriptedNode) Cluster(context.Context) (*adminapi.Cluster, error) {
 	out := &adminapi.Cluster{ServedBy: s.leader, Leader: s.leader, Term: 1, CommitIndex: s.commit, AppliedIndex: s.commit}
 	for _, m := range s.members {
 		m.Leader = m.ID == s.leader
-		if !s.down[m.ID] {
+		if m.ID == s.leader {
 			idx := s.commit
 			m.LastIndex = &idx
 		}

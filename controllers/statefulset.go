@@ -71,6 +71,10 @@ func desiredStatefulSet(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, in st
 
 func desiredClaimTemplate(bt *buytrackerv1alpha1.BuyTracker) corev1.PersistentVolumeClaim {
 	size := storageSize(bt)
+	// The volume mode and the phase are the API server's defaults, stated:
+	// the claim templates are an atomic list, so the operator's apply owns
+	// whatever the server keeps in them, and what it applies must equal
+	// that for an unchanged BuyTracker to cause no write.
 	return corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: dataVolume},
 		Spec: corev1.PersistentVolumeClaimSpec{
@@ -79,7 +83,9 @@ func desiredClaimTemplate(bt *buytrackerv1alpha1.BuyTracker) corev1.PersistentVo
 			Resources: corev1.VolumeResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceStorage: size},
 			},
+			VolumeMode: ptr.To(corev1.PersistentVolumeFilesystem),
 		},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending},
 	}
 }
 

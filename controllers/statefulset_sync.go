@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -10,28 +11,25 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
 )
 
-// statefulSetKind owns the pod template, the update strategy and the volume
-// retention policy; spec.replicas belongs to the planner and the immutable
-// fields are handled by recreating the StatefulSet.
-var statefulSetKind = childKind[*appsv1.StatefulSet]{
-	owned: func(s *appsv1.StatefulSet) any {
-		return appsv1.StatefulSetSpec{
-			Template:                             s.Spec.Template,
-			UpdateStrategy:                       s.Spec.UpdateStrategy,
-			PersistentVolumeClaimRetentionPolicy: s.Spec.PersistentVolumeClaimRetentionPolicy,
-		}
-	},
-	merge: func(existing, desired *appsv1.StatefulSet) {
-		existing.Spec.Template = desired.Spec.Template
-		existing.Spec.UpdateStrategy = desired.Spec.UpdateStrategy
-		existing.Spec.PersistentVolumeClaimRetentionPolicy = desired.Spec.PersistentVolumeClaimRetentionPolicy
-	},
+// scaleFieldManager owns the StatefulSet's spec.replicas and nothing else:
+// the planner changes it one step at a time from what it observed, by an
+// apply of that one field. The operator's own apply (fieldManager) never
+// sets it after creation, so it can neither undo a step with an older
+// value nor, by leaving the field out, reset it to 1 while the scale
+// step's manager still owns it.
+const scaleFieldManager = "buytracker-operator-scale"
+
+func appliedStatefulSet(s *appsv1.StatefulSet, manager string) (any, error) {
+	return appsv1ac.ExtractStatefulSet(s, manager)
 }
 
 // reconcileInitialReplicas returns the size the cluster was created with,
@@ -67,8 +65,11 @@ func (r *BuyTrackerReconciler) reconcileInitialReplicas(ctx context.Context, bt 
 	return initial, nil
 }
 
-// reconcileStatefulSet creates or updates the StatefulSet and returns it; it
-// returns nil while the StatefulSet is being replaced.
+// reconcileStatefulSet creates or applies the StatefulSet and returns it
+// as the API server has it; it returns nil while the StatefulSet is being
+// replaced. Everything but spec.replicas is applied by fieldManager;
+// spec.replicas is set once, on creation, and handed at once to
+// scaleFieldManager (see applyReplicas).
 func (r *BuyTrackerReconciler) reconcileStatefulSet(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, initial int32) (*appsv1.StatefulSet, error) {
 	in := statefulSetInputs{nodeImage: r.NodeImage, initialReplicas: initial}
 	var existing appsv1.StatefulSet
@@ -81,19 +82,19 @@ func (r *BuyTrackerReconciler) reconcileStatefulSet(ctx context.Context, bt *buy
 		if bt.Status.Replicas > 0 {
 			in.replicas = bt.Status.Replicas
 		}
-		desired := desiredStatefulSet(bt, n, in)
-		if _, err := createOrPatchChild(ctx, r.Client, &appsv1.StatefulSet{}, desired, statefulSetKind); err != nil {
+		created, err := r.createStatefulSet(ctx, desiredStatefulSet(bt, n, in))
+		if err != nil {
 			return nil, err
 		}
-		r.event(bt, corev1.EventTypeNormal, "StatefulSetCreated", "Create", "Created StatefulSet %s with %d pods", desired.Name, in.replicas)
-		return desired, nil
+		r.event(bt, corev1.EventTypeNormal, "StatefulSetCreated", "Create", "Created StatefulSet %s with %d pods", created.Name, in.replicas)
+		return created, nil
 	case err != nil:
 		return nil, fmt.Errorf("get statefulset %s: %w", n.statefulSet(), err)
 	case existing.DeletionTimestamp != nil:
 		return nil, nil
 	}
-	in.replicas = ptr.Deref(existing.Spec.Replicas, initial)
 	desired := desiredStatefulSet(bt, n, in)
+	desired.Spec.Replicas = nil // the scale step's
 	if immutableFieldsDiffer(&existing, desired) {
 		// Volume claim templates cannot change in place: delete the
 		// StatefulSet but not its pods, which the new one adopts.
@@ -108,7 +109,7 @@ func (r *BuyTrackerReconciler) reconcileStatefulSet(ctx context.Context, bt *buy
 			"Replacing StatefulSet %s (pods kept) to apply the new storage settings to new volumes", existing.Name)
 		return nil, nil
 	}
-	wrote, err := createOrPatchChild(ctx, r.Client, &existing, desired, statefulSetKind)
+	wrote, err := applyChildAndRead(ctx, r.Client, &existing, desired, appliedStatefulSet, r.keepReplicasWithTheScaleStep)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +118,85 @@ func (r *BuyTrackerReconciler) reconcileStatefulSet(ctx context.Context, bt *buy
 			"Updated StatefulSet %s to the spec; pods whose template changed restart one at a time, followers first", existing.Name)
 	}
 	return &existing, nil
+}
+
+// createStatefulSet creates desired by an apply of fieldManager that sets
+// spec.replicas too (a StatefulSet is not created without its size), then
+// hands spec.replicas to scaleFieldManager; the next apply of fieldManager
+// leaves it out and so gives it up. Should the second write not happen,
+// the next pass makes it (keepReplicasWithTheScaleStep) before applying.
+func (r *BuyTrackerReconciler) createStatefulSet(ctx context.Context, desired *appsv1.StatefulSet) (*appsv1.StatefulSet, error) {
+	want, err := applyContent(r.Scheme(), desired)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return nil, fmt.Errorf("create statefulset %s: %w", desired.Name, err)
+	}
+	var created appsv1.StatefulSet
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(want.Object, &created); err != nil {
+		return nil, fmt.Errorf("decode the created statefulset %s: %w", desired.Name, err)
+	}
+	if err := r.applyReplicas(ctx, &created, ptr.Deref(desired.Spec.Replicas, 1), true); err != nil {
+		return nil, err
+	}
+	return &created, nil
+}
+
+// keepReplicasWithTheScaleStep makes scaleFieldManager an owner of
+// spec.replicas before fieldManager applies without it: a StatefulSet just
+// created, or one of an older operator (whose fields fieldManager just
+// adopted, spec.replicas with them), would otherwise lose its size. The
+// value is the one sts holds, written only if sts is still the latest
+// version: an older copy from the cache is refused (and the next pass
+// tries again), so it never undoes a scale step.
+func (r *BuyTrackerReconciler) keepReplicasWithTheScaleStep(ctx context.Context, sts *appsv1.StatefulSet) error {
+	if ownsReplicas(sts, scaleFieldManager) || sts.Spec.Replicas == nil {
+		return nil
+	}
+	return r.applyReplicas(ctx, sts, *sts.Spec.Replicas, true)
+}
+
+// ownsReplicas reports whether manager applied spec.replicas of sts.
+func ownsReplicas(sts *appsv1.StatefulSet, manager string) bool {
+	for _, m := range sts.ManagedFields {
+		if m.Manager != manager || m.Operation != metav1.ManagedFieldsOperationApply || m.Subresource != "" || m.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(m.FieldsV1.GetRawBytes(), &fields); err != nil {
+			return false
+		}
+		spec, _ := fields["f:spec"].(map[string]any)
+		_, ok := spec["f:replicas"]
+		return ok
+	}
+	return false
+}
+
+// applyReplicas sets spec.replicas, and only it, as scaleFieldManager;
+// with onlyIfLatest the write is refused unless sts is the latest version
+// (its resourceVersion is a precondition of the apply). sts takes the
+// answer.
+func (r *BuyTrackerReconciler) applyReplicas(ctx context.Context, sts *appsv1.StatefulSet, replicas int32, onlyIfLatest bool) error {
+	ac := appsv1ac.StatefulSet(sts.Name, sts.Namespace).WithSpec(appsv1ac.StatefulSetSpec().WithReplicas(replicas))
+	if onlyIfLatest {
+		ac.WithResourceVersion(sts.ResourceVersion)
+	}
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ac)
+	if err != nil {
+		return fmt.Errorf("scale statefulset %s to %d: %w", sts.Name, replicas, err)
+	}
+	u := &unstructured.Unstructured{Object: raw}
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(scaleFieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("scale statefulset %s to %d: %w", sts.Name, replicas, err)
+	}
+	var answer appsv1.StatefulSet
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &answer); err != nil {
+		return fmt.Errorf("decode statefulset %s scaled to %d: %w", sts.Name, replicas, err)
+	}
+	*sts = answer
+	return nil
 }
 
 // immutableFieldsDiffer reports a change the API server refuses to make in
@@ -141,12 +221,8 @@ func immutableFieldsDiffer(existing, desired *appsv1.StatefulSet) bool {
 	return false
 }
 
-// scaleStatefulSet sets spec.replicas and nothing else.
+// scaleStatefulSet is the planner's scale step: spec.replicas, and only
+// it, applied by scaleFieldManager.
 func (r *BuyTrackerReconciler) scaleStatefulSet(ctx context.Context, sts *appsv1.StatefulSet, replicas int32) error {
-	patch := client.MergeFrom(sts.DeepCopy())
-	sts.Spec.Replicas = ptr.To(replicas)
-	if err := r.Patch(ctx, sts, patch); err != nil {
-		return fmt.Errorf("scale statefulset %s to %d: %w", sts.Name, replicas, err)
-	}
-	return nil
+	return r.applyReplicas(ctx, sts, replicas, false)
 }

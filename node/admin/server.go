@@ -29,7 +29,7 @@ type Store interface {
 	ID() string
 	Leader() (ledger.NodeInfo, bool)
 	Status() adminapi.Status
-	Cluster(ctx context.Context) (*adminapi.Cluster, error)
+	Cluster() (*adminapi.Cluster, error)
 	AddMember(id, address string) (uint64, error)
 	RemoveMember(id string) (uint64, error)
 	TransferLeadership(target string) error
@@ -98,14 +98,12 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
-	// The leader knows the configuration that is being committed and can
-	// ask every member; anyone else answers with its own view.
+	// The leader knows the configuration that is being committed; anyone
+	// else answers with its own view when there is no leader.
 	if s.forwardToLeader(w, r, nil) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	c, err := s.store.Cluster(ctx)
+	c, err := s.store.Cluster()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return

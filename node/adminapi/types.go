@@ -36,11 +36,18 @@ type Cluster struct {
 	// ServedBy is the node that answered.
 	ServedBy string `json:"served_by"`
 	// Leader is the leader's server ID, empty when none is known.
-	Leader       string   `json:"leader"`
-	Term         uint64   `json:"term"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Members      []Member `json:"members"`
+	Leader       string `json:"leader"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// ConfigurationIndex is the log index of the latest configuration the
+	// answering node knows committed (0 when it knows none yet).
+	ConfigurationIndex uint64 `json:"configuration_index"`
+	// ConfigurationPending is true when Members is a newer configuration
+	// than the one at ConfigurationIndex: a change appended and not yet
+	// known committed.
+	ConfigurationPending bool     `json:"configuration_pending,omitempty"`
+	Members              []Member `json:"members"`
 }
 
 // Status is the answer of GET /status: one node's own view, cheap to ask.

@@ -352,10 +352,13 @@ func TestMembershipThreeToFiveToThree(t *testing.T) {
 	buy()
 	// Move leadership to n1 so removing n4 and n5 never removes the leader.
 	transferTo(t, c, "n1")
+	var removedAt uint64
 	for _, id := range []string{"n5", "n4"} {
-		if _, err := c.Admin(c.Node("n2")).RemoveMember(t.Context(), id); err != nil {
+		res, err := c.Admin(c.Node("n2")).RemoveMember(t.Context(), id)
+		if err != nil {
 			t.Fatalf("remove %s: %v", id, err)
 		}
+		removedAt = res.Index
 		if again, err := c.Admin(c.Node("n1")).RemoveMember(t.Context(), id); err != nil || again.Index != 0 {
 			t.Fatalf("repeat remove %s: %+v %v", id, again, err)
 		}
@@ -363,6 +366,10 @@ func TestMembershipThreeToFiveToThree(t *testing.T) {
 		buy()
 	}
 	waitSuffrage(t, c, leader, map[string]adminapi.Suffrage{"n1": "voter", "n2": "voter", "n3": "voter"})
+	// GET /cluster gives the configuration with the index it committed at.
+	if cl, err := c.Admin(c.Node("n1")).Cluster(t.Context()); err != nil || cl.ConfigurationIndex != removedAt || cl.ConfigurationPending {
+		t.Fatalf("GET /cluster after the last removal (at %d): %+v %v, want that configuration index, not pending", removedAt, cl, err)
+	}
 	final, _, err := c.Stats(c.Node("n1").HTTPURL, "linearizable")
 	if err != nil || final.TotalBuys != uint64(buys) {
 		t.Fatalf("after 3 -> 5 -> 3: %+v %v, want %d buys", final, err, buys)
@@ -386,4 +393,36 @@ func TestAdminAPIRequiresTheToken(t *testing.T) {
 	if err != nil || len(cl.Members) != 3 {
 		t.Fatalf("membership changed after refused calls: %+v %v", cl, err)
 	}
+}
+
+// GET /cluster is the leader's own knowledge: it asks no member, so a
+// frozen member (SIGSTOP: its sockets stay open and nothing answers) does
+// not hold the answer up. The deadline is below the node's 5 s bound on
+// the old per-member fan-out, which waited on the frozen member.
+func TestClusterAnswersWhileAMemberIsFrozen(t *testing.T) {
+	c := Start(t, 3)
+	leader := c.WaitLeader(10 * time.Second)
+	followers := c.Followers(leader)
+	frozen, asked := followers[0], followers[1]
+	c.Pause(frozen)
+	for _, via := range []*Node{leader, asked} { // a follower forwards it to the leader
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		cl, err := c.Admin(via).Cluster(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("GET /cluster via %s with %s frozen: %v", via.ID, frozen.ID, err)
+		}
+		if cl.ServedBy != leader.ID || cl.Leader != leader.ID || len(cl.Members) != 3 {
+			t.Fatalf("GET /cluster via %s: served by %q, leader %q, %d members; want %s and 3", via.ID, cl.ServedBy, cl.Leader, len(cl.Members), leader.ID)
+		}
+		if cl.ConfigurationIndex == 0 || cl.ConfigurationIndex > cl.CommitIndex {
+			t.Fatalf("configuration index %d, commit index %d: want 0 < configuration <= commit", cl.ConfigurationIndex, cl.CommitIndex)
+		}
+		for _, m := range cl.Members {
+			if (m.ID == leader.ID) != (m.LastIndex != nil) {
+				t.Fatalf("member %s last index %v: only the answering leader gives its own", m.ID, m.LastIndex)
+			}
+		}
+	}
+	c.Resume(frozen)
 }

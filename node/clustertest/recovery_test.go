@@ -169,6 +169,12 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 		t.Fatalf("a repeated recover answered %+v, %v; want 200 at %d", again, err, last)
 	}
 	waitSuffrage(t, c, survivor, map[string]adminapi.Suffrage{survivor.ID: adminapi.Voter})
+	// The recovered configuration comes from the snapshot the recovery
+	// wrote, not from an applied entry, at the index hashicorp/raft records
+	// it at (1): GET /cluster gives it as the committed one.
+	if cl, err := admin[survivor.ID].Cluster(t.Context()); err != nil || cl.ConfigurationIndex != 1 || cl.ConfigurationPending || len(cl.Members) != 1 {
+		t.Fatalf("GET /cluster after the recovery at %d: %+v %v, want the recovered configuration (index 1), not pending", last, cl, err)
+	}
 	var id struct {
 		Recovered *struct {
 			LastIndex uint64    `json:"last_index"`
@@ -191,6 +197,13 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 	}
 	waitSuffrage(t, c, survivor, map[string]adminapi.Suffrage{"n1": adminapi.Voter, "n2": adminapi.Voter, "n3": adminapi.Voter})
 	c.WaitLeader(60 * time.Second)
+	c.Eventually(30*time.Second, "the grown configuration committed after the recovered one", func() error {
+		cl, err := admin[survivor.ID].Cluster(t.Context())
+		if err != nil || cl.ConfigurationIndex <= last || cl.ConfigurationPending || len(cl.Members) != 3 {
+			return fmt.Errorf("GET /cluster: %+v %v, want 3 members committed after %d", cl, err, last)
+		}
+		return nil
+	})
 	for _, node := range c.Nodes() {
 		c.Eventually(30*time.Second, node.ID+" holds every purchase the survivor held", func() error {
 			s, status, err := c.Stats(node.HTTPURL, "stale")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -16,9 +15,12 @@ import (
 // membershipTimeout bounds one configuration change.
 const membershipTimeout = 10 * time.Second
 
-// Cluster describes the membership as this node sees it, with each member's
-// applied index asked from the member itself.
-func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
+// Cluster describes the membership as this node sees it, from its own
+// knowledge only: it asks no member, so a slow or frozen member never
+// holds the answer up. Only this node's own member carries a last index
+// (its applied index); hashicorp/raft keeps the leader's replication
+// progress per follower to itself, and each member's GET /status gives it.
+func (s *Store) Cluster() (*adminapi.Cluster, error) {
 	f := s.Raft().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
@@ -32,8 +34,9 @@ func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
 		AppliedIndex: s.ledger.AppliedIndex(),
 	}
 	servers := f.Configuration().Servers
+	index, committed := s.configurationIndex(servers)
+	out.ConfigurationIndex, out.ConfigurationPending = index, !committed
 	out.Members = make([]adminapi.Member, len(servers))
-	var wg sync.WaitGroup
 	for i, srv := range servers {
 		m := &out.Members[i]
 		m.ID, m.Address = string(srv.ID), string(srv.Address)
@@ -46,19 +49,9 @@ func (s *Store) Cluster(ctx context.Context) (*adminapi.Cluster, error) {
 			m.HTTPURL, m.AdminURL = info.HTTPURL, info.AdminURL
 		}
 		if m.ID == s.cfg.ID {
-			applied := s.ledger.AppliedIndex()
-			m.LastIndex = &applied
-			continue
+			m.LastIndex = &out.AppliedIndex
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if st, err := s.peerStatus(ctx, m.Address); err == nil {
-				m.LastIndex = &st.AppliedIndex
-			}
-		}()
 	}
-	wg.Wait()
 	sort.Slice(out.Members, func(i, j int) bool { return out.Members[i].ID < out.Members[j].ID })
 	return out, nil
 }

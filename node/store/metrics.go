@@ -204,6 +204,8 @@ type instrumentedFSM struct {
 	*ledger.Ledger
 	metrics       *storeMetrics
 	delayForTests func() time.Duration
+	// configuration is the latest committed configuration Raft told of.
+	configuration committedConfiguration
 }
 
 func (f *instrumentedFSM) ApplyBatch(logs []*raft.Log) []any {
@@ -213,6 +215,7 @@ func (f *instrumentedFSM) ApplyBatch(logs []*raft.Log) []any {
 	start := time.Now()
 	out := f.Ledger.ApplyBatch(logs)
 	f.metrics.applyDuration.Observe(time.Since(start).Seconds())
+	f.configuration.recordConfigurations(logs)
 	return out
 }
 
