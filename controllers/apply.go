@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -43,17 +44,15 @@ func applyChild[T client.Object](ctx context.Context, c client.Client, existing,
 // object before comparing (the StatefulSet hands spec.replicas to the
 // scale step's manager there); with beforeApply it only updates.
 func applyChildAndRead[T client.Object](ctx context.Context, c client.Client, existing, desired T, extract appliedKind[T], beforeApply func(ctx context.Context, existing T) error) (bool, error) {
-	want, err := applyContent(c.Scheme(), desired)
-	if err != nil {
-		return false, err
-	}
 	key := client.ObjectKeyFromObject(desired)
+	found := true
 	switch err := c.Get(ctx, key, existing); {
 	case apierrors.IsNotFound(err) && beforeApply != nil:
 		// desired is incomplete (the StatefulSet without its size): only
 		// an update, never a creation.
 		return false, fmt.Errorf("%T %s is gone; the next pass creates it: %w", desired, key, err)
 	case apierrors.IsNotFound(err):
+		found = false
 	case err != nil:
 		return false, fmt.Errorf("get %T %s: %w", desired, key, err)
 	default:
@@ -65,6 +64,34 @@ func applyChildAndRead[T client.Object](ctx context.Context, c client.Client, ex
 				return false, err
 			}
 		}
+	}
+	return applyOver(ctx, c, existing, found, desired, extract, false)
+}
+
+// applyOverRead is applyChild for a child the caller has read itself
+// (existing, when found): the Secrets, whose data the operator decides
+// from what it read. With lock the apply carries that read's
+// resourceVersion as a precondition, so that it never writes over a
+// change it has not seen (a conflict; the next pass reads again).
+func applyOverRead[T client.Object](ctx context.Context, c client.Client, existing T, found bool, desired T, extract appliedKind[T], lock bool) (bool, error) {
+	if found {
+		if err := adoptLegacyFields(ctx, c, existing); err != nil {
+			return false, err
+		}
+	}
+	return applyOver(ctx, c, existing, found, desired, extract, lock)
+}
+
+// applyOver compares what the operator applied to existing (when found)
+// with desired, and applies desired when they differ, leaving in existing
+// the object as written.
+func applyOver[T client.Object](ctx context.Context, c client.Client, existing T, found bool, desired T, extract appliedKind[T], lock bool) (bool, error) {
+	key := client.ObjectKeyFromObject(desired)
+	want, err := applyContent(c.Scheme(), desired)
+	if err != nil {
+		return false, err
+	}
+	if found {
 		owned, err := extract(existing, fieldManager)
 		if err != nil {
 			return false, fmt.Errorf("read the fields the operator owns in %T %s: %w", desired, key, err)
@@ -73,6 +100,9 @@ func applyChildAndRead[T client.Object](ctx context.Context, c client.Client, ex
 			return false, err
 		} else if same {
 			return false, nil
+		}
+		if lock {
+			want.SetResourceVersion(existing.GetResourceVersion())
 		}
 	}
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
@@ -136,10 +166,13 @@ const annotationSpecHash = "buytracker.dev/spec-hash"
 // and patch (as an Update of the manager named after its binary) to the
 // operator's apply manager, once: otherwise a field the operator no longer
 // sets would stay, owned by the old manager (a client port changed from
-// 8080 to 9090 would leave both). Only children marked by the older
-// operator are touched.
+// 8080 to 9090 would leave both). Only children the older operator wrote
+// are touched: those it marked with the hash annotation, and the kinds it
+// wrote without the mark (the Secrets, the cluster-state ConfigMap and the
+// cert-manager Certificates), whose fields written by an Update of that
+// manager can only be its own.
 func adoptLegacyFields(ctx context.Context, c client.Client, obj client.Object) error {
-	if _, ok := obj.GetAnnotations()[annotationSpecHash]; !ok {
+	if !writtenByOlderOperator(obj) {
 		return nil
 	}
 	// The API server names an Update's manager after the client's user
@@ -156,4 +189,15 @@ func adoptLegacyFields(ctx context.Context, c client.Client, obj client.Object) 
 		return fmt.Errorf("hand the fields of %T %s to %s: %w", obj, obj.GetName(), fieldManager, err)
 	}
 	return nil
+}
+
+// writtenByOlderOperator reports whether obj may hold fields an older
+// operator wrote by create and patch.
+func writtenByOlderOperator(obj client.Object) bool {
+	switch obj.(type) {
+	case *corev1.Secret, *corev1.ConfigMap, *unstructured.Unstructured:
+		return true
+	}
+	_, ok := obj.GetAnnotations()[annotationSpecHash]
+	return ok
 }

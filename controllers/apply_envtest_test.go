@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
+	"github.com/buytracker/buytracker/node/pki"
 )
 
 func appliers(obj client.Object) []string {
@@ -32,7 +34,11 @@ func TestChildrenAreAppliedByTheOperator(t *testing.T) {
 		f.pass(t)
 	}
 	children := f.children(t)
-	for _, name := range []string{"Service/promo", "Service/promo-peers", "PodDisruptionBudget/promo", "NetworkPolicy/promo"} {
+	var state corev1.ConfigMap
+	f.get(t, "promo-cluster-state", &state)
+	children["ConfigMap/promo-cluster-state"] = &state
+	for _, name := range []string{"Service/promo", "Service/promo-peers", "PodDisruptionBudget/promo", "NetworkPolicy/promo",
+		"Secret/promo-admin-token", "Secret/promo-ca", "Secret/promo-0-tls", "Secret/promo-1-tls", "Secret/promo-2-tls", "ConfigMap/promo-cluster-state"} {
 		if got := appliers(children[name]); !slices.Equal(got, []string{fieldManager}) {
 			t.Errorf("%s applied by %v, want only %s", name, got, fieldManager)
 		}
@@ -48,10 +54,86 @@ func TestChildrenAreAppliedByTheOperator(t *testing.T) {
 	if err := f.s.client.Patch(ctx, np, patch); err != nil {
 		t.Fatalf("edit network policy: %v", err)
 	}
+	// The same on the Secrets and the ConfigMap, by a writer of another
+	// name (an Update of this binary's name would be taken for an older
+	// operator's and adopted).
+	token := children["Secret/promo-admin-token"].(*corev1.Secret)
+	wantToken := string(token.Data[adminTokenKey])
+	member := children["Secret/promo-1-tls"].(*corev1.Secret)
+	wantCert := string(member.Data[keyTLSCert])
+	for _, obj := range []client.Object{token, member, &state} {
+		patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+		labels := obj.GetLabels()
+		labels[labelManagedBy], labels["team"] = "someone", "shop"
+		obj.SetLabels(labels)
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			cm.Data[clusterCreatedKey] = "another cluster"
+		}
+		if err := f.s.client.Patch(ctx, obj, patch, client.FieldOwner("kubectl-edit")); err != nil {
+			t.Fatalf("edit %T %s: %v", obj, obj.GetName(), err)
+		}
+	}
+
 	f.pass(t)
 	f.get(t, "promo", np)
 	expect(t, "ingress rules", len(np.Spec.Ingress), 3)
 	expect(t, "their label", np.Labels["team"], "shop")
+	for _, obj := range []client.Object{token, member, &state} {
+		f.get(t, obj.GetName(), obj)
+		expect(t, obj.GetName()+" managed-by label", obj.GetLabels()[labelManagedBy], managedByValue)
+		expect(t, obj.GetName()+" their label", obj.GetLabels()["team"], "shop")
+	}
+	expect(t, "token", string(token.Data[adminTokenKey]), wantToken)
+	expect(t, "member certificate", string(member.Data[keyTLSCert]), wantCert)
+	expect(t, "created", state.Data[clusterCreatedKey], string(f.buyTracker(t).UID))
+}
+
+// The Secrets an older operator created (an Update of the manager named
+// after its binary, no mark) are adopted without a change of their data:
+// the token every node has read stays, and the CA too.
+func TestSecretsOfAnOlderOperatorAreAdopted(t *testing.T) {
+	s := needAPIServer(t)
+	ns := s.newNamespace(t)
+	f := newDirectFixtureIn(t, ns, buytrackerv1alpha1.BuyTrackerSpec{})
+	bt := f.buyTracker(t)
+	n := namesOf(bt, "cluster.local")
+	ctx := context.Background()
+	const token = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	caCert, caKey, err := pki.NewCA(caCommonName(n), time.Now().Add(caValidity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := desiredCASecret(bt, n, map[string][]byte{keyTLSCert: caCert, keyTLSKey: caKey, keyCABundle: caCert}, map[string]string{annotationCARotation: ""})
+	for _, obj := range []client.Object{desiredAdminSecret(bt, n, []byte(token)), ca} {
+		if err := s.client.Create(ctx, obj); err != nil {
+			t.Fatalf("create the older operator's %s: %v", obj.GetName(), err)
+		}
+	}
+	for range 3 {
+		f.pass(t)
+	}
+	var got corev1.Secret
+	f.get(t, n.adminSecret(), &got)
+	expect(t, "token", string(got.Data[adminTokenKey]), token)
+	if !f.cluster.tokens[token] || len(f.cluster.tokens) != 1 {
+		t.Errorf("admin calls did not all use the older operator's token: %v", f.cluster.tokens)
+	}
+	for _, name := range []string{n.adminSecret(), n.caSecret()} {
+		f.get(t, name, &got)
+		expect(t, name+" appliers", appliers(&got), []string{fieldManager})
+		for _, m := range got.ManagedFields {
+			if m.Operation == metav1.ManagedFieldsOperationUpdate && m.Subresource == "" {
+				t.Errorf("%s: fields still owned by %s (%s)", name, m.Manager, m.Operation)
+			}
+		}
+	}
+	expect(t, "CA certificate", string(got.Data[keyTLSCert]), string(caCert))
+	expect(t, "CA key", string(got.Data[keyTLSKey]), string(caKey))
+	var member corev1.Secret
+	f.get(t, n.memberSecret("promo-0"), &member)
+	if err := verifyMember(n, "promo-0", &member, caCert); err != nil {
+		t.Errorf("member not issued by the older operator's CA: %v", err)
+	}
 }
 
 func TestChildrenOfAnOlderOperatorAreAdopted(t *testing.T) {

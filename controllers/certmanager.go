@@ -224,46 +224,33 @@ func secretNames(n clusterNames, pods []string) []string {
 	return out
 }
 
-// applyCertificate creates desired, or patches the fields of existing the
-// operator sets when they differ; it reports whether it wrote. Fields set
-// by others (cert-manager sets none in spec) are left alone.
+// applyCertificate writes desired by server-side apply when existing (the
+// Certificate read, or nil) does not hold every field of it; it reports
+// whether it wrote. Fields set by others (cert-manager sets none in spec)
+// are kept. The comparison is of values, not of the applied configuration
+// (client-go has no Extract for a custom resource whose types the operator
+// does not import): a field the operator owns and no longer sets would go
+// only with the next apply.
 func (r *BuyTrackerReconciler) applyCertificate(ctx context.Context, existing, desired *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
-	if existing == nil {
-		if err := r.Create(ctx, desired); err != nil {
-			return nil, false, fmt.Errorf("create certificate %s: %w", desired.GetName(), err)
+	if existing != nil {
+		existing = existing.DeepCopy()
+		if err := adoptLegacyFields(ctx, r.Client, existing); err != nil {
+			return nil, false, err
 		}
-		return desired, true, nil
+		want := desired.Object["spec"].(map[string]any)
+		have, _, _ := unstructured.NestedMap(existing.Object, "spec")
+		same := isSubset(desired.GetLabels(), existing.GetLabels()) &&
+			equality.Semantic.DeepEqual(desired.GetOwnerReferences(), existing.GetOwnerReferences())
+		for k, v := range want {
+			same = same && equality.Semantic.DeepEqual(v, have[k])
+		}
+		if same {
+			return existing, false, nil
+		}
 	}
-	want := desired.Object["spec"].(map[string]any)
-	have, _, _ := unstructured.NestedMap(existing.Object, "spec")
-	same := isSubset(desired.GetLabels(), existing.GetLabels()) &&
-		equality.Semantic.DeepEqual(desired.GetOwnerReferences(), existing.GetOwnerReferences())
-	for k, v := range want {
-		same = same && equality.Semantic.DeepEqual(v, have[k])
-	}
-	if same {
-		return existing, false, nil
-	}
-	c := existing.DeepCopy()
-	patch := client.MergeFrom(existing)
-	if have == nil {
-		have = map[string]any{}
-	}
-	for k, v := range want {
-		have[k] = v
-	}
-	c.Object["spec"] = have
-	labels := c.GetLabels()
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	for k, v := range desired.GetLabels() {
-		labels[k] = v
-	}
-	c.SetLabels(labels)
-	c.SetOwnerReferences(desired.GetOwnerReferences())
-	if err := r.Patch(ctx, c, patch); err != nil {
-		return nil, false, fmt.Errorf("patch certificate %s: %w", c.GetName(), err)
+	c := desired.DeepCopy()
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(c), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return nil, false, fmt.Errorf("apply certificate %s: %w", c.GetName(), err)
 	}
 	return c, true, nil
 }

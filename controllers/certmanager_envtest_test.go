@@ -133,6 +133,19 @@ func TestAnIssuerRefGetsOneCertManagerCertificatePerMemberAndNoCA(t *testing.T) 
 	if f.certificate(t, "promo-3-tls") != nil {
 		t.Error("a Certificate for promo-3, which a three-member cluster does not have")
 	}
+	// Applied by the operator: another writer's change of a field it sets
+	// is undone at the next pass.
+	c := f.certificate(t, "promo-0-tls")
+	expect(t, "Certificate appliers", appliers(c), []string{fieldManager})
+	edit := client.MergeFrom(c.DeepCopy())
+	if err := unstructured.SetNestedField(c.Object, "promo-0-other", "spec", "commonName"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.client.Patch(context.Background(), c, edit, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatalf("edit certificate: %v", err)
+	}
+	f.pass(t)
+	expect(t, "commonName after another writer's edit", f.certificate(t, "promo-0-tls").Object["spec"].(map[string]any)["commonName"], any("promo-0"))
 	if f.exists(t, "promo-ca", &corev1.Secret{}) {
 		t.Error("the operator made its own CA Secret promo-ca although cert-manager issues")
 	}

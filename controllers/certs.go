@@ -149,7 +149,7 @@ func (r *BuyTrackerReconciler) reconcileOwnCertificates(ctx context.Context, bt 
 		state.requeue = wait
 		return state, nil
 	}
-	if ca, err = r.advanceCARotation(ctx, bt, ca); err != nil {
+	if ca, err = r.advanceCARotation(ctx, bt, n, ca); err != nil {
 		return certState{}, err
 	}
 	state.bundle, state.status = ca.bundle, tlsStatus(n, ca, firstEnd)
@@ -166,7 +166,16 @@ func (r *BuyTrackerReconciler) reconcileCA(ctx context.Context, bt *buytrackerv1
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: bt.Namespace, Name: n.caSecret()}, &s)
 	switch {
 	case err == nil:
-		return parseAuthority(&s)
+		if _, err := parseAuthority(&s); err != nil {
+			return nil, err
+		}
+		// Applied as it is: the labels and the owner come back if someone
+		// removed them, and an older operator's Secret is adopted.
+		written, err := r.patchCA(ctx, bt, n, &s, func(*corev1.Secret) {})
+		if err != nil {
+			return nil, err
+		}
+		return parseAuthority(written)
 	case !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("get secret %s: %w", n.caSecret(), err)
 	}
@@ -174,21 +183,39 @@ func (r *BuyTrackerReconciler) reconcileCA(ctx context.Context, bt *buytrackerv1
 	if err != nil {
 		return nil, err
 	}
-	secret := &corev1.Secret{
-		ObjectMeta: childMeta(bt, n, n.caSecret()),
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{keyTLSCert: certPEM, keyTLSKey: keyPEM, keyCABundle: certPEM},
-	}
 	// The rotate-ca value present at creation needs no rotation.
-	secret.Annotations = map[string]string{annotationCARotation: bt.Annotations[buytrackerv1alpha1.AnnotationRotateCA]}
-	if err := r.Create(ctx, secret); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("secret %s appeared meanwhile: %w", n.caSecret(), err)
-		}
-		return nil, fmt.Errorf("create secret %s: %w", n.caSecret(), err)
+	desired := desiredCASecret(bt, n,
+		map[string][]byte{keyTLSCert: certPEM, keyTLSKey: keyPEM, keyCABundle: certPEM},
+		map[string]string{annotationCARotation: bt.Annotations[buytrackerv1alpha1.AnnotationRotateCA]})
+	if _, err := applyOverRead(ctx, r.Client, &s, false, desired, appliedSecret, false); err != nil {
+		return nil, err
 	}
 	r.event(bt, corev1.EventTypeNormal, "CACreated", "CreateCA", "Generated the cluster's CA into Secret %s", n.caSecret())
-	return parseAuthority(secret)
+	return parseAuthority(&s)
+}
+
+// The CA Secret's keys and annotations the operator writes; an apply
+// carries every one the Secret holds.
+var (
+	caSecretKeys        = []string{keyTLSCert, keyTLSKey, keyCABundle, keyNextCACert, keyNextCAKey}
+	caSecretAnnotations = []string{annotationCARotation, annotationCARotationStep}
+)
+
+func desiredCASecret(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, data map[string][]byte, annotations map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: childMeta(bt, n, n.caSecret()), Type: corev1.SecretTypeTLS, Data: data}
+	s.Annotations = annotations
+	return s
+}
+
+// pick returns the entries of m under keys.
+func pick[V any](m map[string]V, keys ...string) map[string]V {
+	out := map[string]V{}
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func parseAuthority(s *corev1.Secret) (*authority, error) {
@@ -228,7 +255,7 @@ func (r *BuyTrackerReconciler) startCARotation(ctx context.Context, bt *buytrack
 	if requested == ca.secret.Annotations[annotationCARotation] {
 		why = "the CA expires on " + ca.cert.NotAfter.UTC().Format(time.RFC3339)
 	}
-	s, err := r.patchCA(ctx, ca.secret, func(s *corev1.Secret) {
+	s, err := r.patchCA(ctx, bt, n, ca.secret, func(s *corev1.Secret) {
 		s.Data[keyNextCACert], s.Data[keyNextCAKey] = certPEM, keyPEM
 		s.Data[keyCABundle] = concatPEM(ca.certPEM, certPEM)
 		s.Annotations[annotationCARotation] = requested
@@ -243,7 +270,7 @@ func (r *BuyTrackerReconciler) startCARotation(ctx context.Context, bt *buytrack
 
 // advanceCARotation takes the next step once every member is in step with
 // the current one.
-func (r *BuyTrackerReconciler) advanceCARotation(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, ca *authority) (*authority, error) {
+func (r *BuyTrackerReconciler) advanceCARotation(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, ca *authority) (*authority, error) {
 	var (
 		mutate       func(*corev1.Secret)
 		reason, note string
@@ -267,7 +294,7 @@ func (r *BuyTrackerReconciler) advanceCARotation(ctx context.Context, bt *buytra
 		mutate = func(s *corev1.Secret) { delete(s.Annotations, annotationCARotationStep) }
 		reason, note = "CARotated", "The CA is rotated: every member trusts and holds a certificate of the new CA only"
 	}
-	s, err := r.patchCA(ctx, ca.secret, mutate)
+	s, err := r.patchCA(ctx, bt, n, ca.secret, mutate)
 	if err != nil {
 		return nil, err
 	}
@@ -275,15 +302,15 @@ func (r *BuyTrackerReconciler) advanceCARotation(ctx context.Context, bt *buytra
 	return parseAuthority(s)
 }
 
-func (r *BuyTrackerReconciler) patchCA(ctx context.Context, current *corev1.Secret, mutate func(*corev1.Secret)) (*corev1.Secret, error) {
+// patchCA applies the CA Secret as current holds it, changed by mutate,
+// over current's resourceVersion (a rotation step never writes over a
+// change it has not read); it returns the Secret as written.
+func (r *BuyTrackerReconciler) patchCA(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, current *corev1.Secret, mutate func(*corev1.Secret)) (*corev1.Secret, error) {
+	desired := desiredCASecret(bt, n, pick(current.Data, caSecretKeys...), pick(current.Annotations, caSecretAnnotations...))
+	mutate(desired)
 	s := current.DeepCopy()
-	patch := client.MergeFromWithOptions(current.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	if s.Annotations == nil {
-		s.Annotations = map[string]string{}
-	}
-	mutate(s)
-	if err := r.Patch(ctx, s, patch); err != nil {
-		return nil, fmt.Errorf("update secret %s: %w", s.Name, err)
+	if _, err := applyOverRead(ctx, r.Client, s, true, desired, appliedSecret, true); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -339,7 +366,15 @@ func ownedBy(obj metav1.Object, bt *buytrackerv1alpha1.BuyTracker) bool {
 func (r *BuyTrackerReconciler) reconcileMemberSecret(ctx context.Context, bt *buytrackerv1alpha1.BuyTracker, n clusterNames, ca *authority, pod string, existing *corev1.Secret, now time.Time) (*corev1.Secret, bool, error) {
 	names := memberDNSNames(n, pod)
 	if existing != nil && metav1.IsControlledBy(existing, bt) && bytes.Equal(existing.Data[keyCABundle], ca.bundle) && memberCertCurrent(existing.Data, ca.cert, pod, names, now) {
-		return existing, false, nil
+		// Applied as it is: its data and the time it was written stay;
+		// the labels and the owner come back if someone removed them, and
+		// an older operator's Secret is adopted.
+		s := existing.DeepCopy()
+		desired := desiredMemberSecret(bt, n, pod, pick(existing.Data, keyCABundle, keyTLSCert, keyTLSKey), pick(existing.Annotations, annotationWrittenAt))
+		if _, err := applyOverRead(ctx, r.Client, s, true, desired, appliedSecret, true); err != nil {
+			return nil, false, err
+		}
+		return s, false, nil
 	}
 	data := map[string][]byte{keyCABundle: ca.bundle}
 	if existing != nil && memberCertCurrent(existing.Data, ca.cert, pod, names, now) {
@@ -353,28 +388,26 @@ func (r *BuyTrackerReconciler) reconcileMemberSecret(ctx context.Context, bt *bu
 		}
 		data[keyTLSCert], data[keyTLSKey] = certPEM, keyPEM
 	}
-	written := now.UTC().Format(time.RFC3339)
-	if existing == nil {
-		s := &corev1.Secret{ObjectMeta: childMeta(bt, n, n.memberSecret(pod)), Type: corev1.SecretTypeTLS, Data: data}
-		s.Annotations = map[string]string{annotationWrittenAt: written}
-		if err := r.Create(ctx, s); err != nil {
-			return nil, false, fmt.Errorf("create secret %s: %w", s.Name, err)
-		}
-		return s, true, nil
-	}
-	s := existing.DeepCopy()
-	patch := client.MergeFromWithOptions(existing.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	s.Data = data
 	// Controlled by the BuyTracker again if cert-manager wrote it last.
-	s.OwnerReferences = childMeta(bt, n, s.Name).OwnerReferences
-	if s.Annotations == nil {
-		s.Annotations = map[string]string{}
+	desired := desiredMemberSecret(bt, n, pod, data, map[string]string{annotationWrittenAt: now.UTC().Format(time.RFC3339)})
+	s := &corev1.Secret{}
+	if existing == nil {
+		if err := r.confirmAbsent(ctx, client.ObjectKeyFromObject(desired), &corev1.Secret{}); err != nil {
+			return nil, false, err
+		}
+	} else {
+		s = existing.DeepCopy()
 	}
-	s.Annotations[annotationWrittenAt] = written
-	if err := r.Patch(ctx, s, patch); err != nil {
-		return nil, false, fmt.Errorf("update secret %s: %w", s.Name, err)
+	if _, err := applyOverRead(ctx, r.Client, s, existing != nil, desired, appliedSecret, true); err != nil {
+		return nil, false, err
 	}
 	return s, true, nil
+}
+
+func desiredMemberSecret(bt *buytrackerv1alpha1.BuyTracker, n clusterNames, pod string, data map[string][]byte, annotations map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: childMeta(bt, n, n.memberSecret(pod)), Type: corev1.SecretTypeTLS, Data: data}
+	s.Annotations = annotations
+	return s
 }
 
 // memberCertCurrent reports whether data holds a certificate and matching

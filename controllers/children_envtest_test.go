@@ -183,6 +183,9 @@ func TestReconcileOfAnUnchangedSpecWritesNothing(t *testing.T) {
 		for name, obj := range f.children(t) {
 			out[name] = obj.GetResourceVersion()
 		}
+		var state corev1.ConfigMap
+		f.get(t, "promo-cluster-state", &state)
+		out["ConfigMap/promo-cluster-state"] = state.ResourceVersion
 		return out
 	}
 	before := versions()

@@ -2,14 +2,12 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	buytrackerv1alpha1 "github.com/buytracker/buytracker/api/v1alpha1"
@@ -56,29 +54,18 @@ func (r *BuyTrackerReconciler) reconcileClusterState(ctx context.Context, bt *bu
 	if !wasAvailable && availableCondition(v, bt.Generation).Status != metav1.ConditionTrue {
 		return nil
 	}
-	want := string(bt.UID)
-	var cm corev1.ConfigMap
-	err := r.Get(ctx, client.ObjectKey{Namespace: bt.Namespace, Name: n.clusterState()}, &cm)
-	switch {
-	case apierrors.IsNotFound(err):
-		cm = corev1.ConfigMap{ObjectMeta: childMeta(bt, n, n.clusterState()), Data: map[string]string{clusterCreatedKey: want}}
-		if err := r.Create(ctx, &cm); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create configmap %s: %w", n.clusterState(), err)
-		}
-		logf.FromContext(ctx).Info("The cluster was created: recorded for its members", "configmap", n.clusterState())
-		return nil
-	case err != nil:
-		return fmt.Errorf("get configmap %s: %w", n.clusterState(), err)
-	case cm.Data[clusterCreatedKey] == want:
-		return nil
+	desired := &corev1.ConfigMap{ObjectMeta: childMeta(bt, n, n.clusterState()), Data: map[string]string{clusterCreatedKey: string(bt.UID)}}
+	wrote, err := applyChildAndRead(ctx, r.Client, &corev1.ConfigMap{}, desired, appliedConfigMap, nil)
+	if err != nil {
+		return err
 	}
-	patch := client.MergeFrom(cm.DeepCopy())
-	if cm.Data == nil {
-		cm.Data = map[string]string{}
-	}
-	cm.Data[clusterCreatedKey] = want
-	if err := r.Patch(ctx, &cm, patch); err != nil {
-		return fmt.Errorf("patch configmap %s: %w", n.clusterState(), err)
+	if wrote {
+		logf.FromContext(ctx).Info("Recorded for its members that the cluster was created", "configmap", n.clusterState())
 	}
 	return nil
+}
+
+// appliedConfigMap is the part of a ConfigMap the operator applied.
+func appliedConfigMap(c *corev1.ConfigMap, manager string) (any, error) {
+	return corev1ac.ExtractConfigMap(c, manager)
 }
