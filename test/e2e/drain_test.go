@@ -26,6 +26,7 @@ func (e *env) drainOneMember(ctx context.Context, t *testing.T) {
 	if err := e.k8s.Create(ctx, bt); err != nil {
 		t.Fatal(err)
 	}
+	e.waitSettled(ctx, t, singleBT, 1, 4*time.Minute)
 	url := e.waitServiceReady(ctx, t, singleBT, 1)
 	w := startWriter(url, "single", 2)
 	w.awaitAcks(ctx, t, 100, "100 purchases on the one-member BuyTracker")
@@ -76,6 +77,7 @@ func (e *env) drainOneMember(ctx context.Context, t *testing.T) {
 		return q.UID != p.UID, fmt.Sprintf("pod %s phase %s", q.UID, q.Status.Phase), nil
 	})
 	uncordon()
+	e.waitSettled(ctx, t, singleBT, 1, 4*time.Minute)
 	url = e.waitServiceReady(ctx, t, singleBT, 1)
 	if got := linearizableTotal(ctx, t, url); got != uint64(acked) {
 		t.Fatalf("after the drain the one-member BuyTracker counts %d purchases, %d were acknowledged", got, acked)
