@@ -125,7 +125,9 @@ func TestInstallModesGrantWhatTheySay(t *testing.T) {
 		{wide, "patch", "buytracker.dev", "buytrackerbackups", "tills", false},
 		{wide, "create", "networking.k8s.io", "networkpolicies", "tills", true},
 		{wide, "delete", "networking.k8s.io", "networkpolicies", "tills", false},
-		{wide, "create", "", "configmaps", "tills", false},
+		// The cluster-state ConfigMap is applied, never deleted (it goes with its BuyTracker).
+		{wide, "create", "", "configmaps", "tills", true},
+		{wide, "delete", "", "configmaps", "tills", false},
 		{narrow, "list", "", "secrets", "shop", true},
 		{narrow, "create", "", "secrets", "shop", true},
 		{narrow, "delete", "", "pods", "shop", true},
