@@ -87,7 +87,10 @@ func (e *env) lostVolume(ctx context.Context, t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs, "The cluster exists") || !strings.Contains(logs, "Rejoined the cluster as a new incarnation") ||
+	// It knows the cluster exists from its peers, or (under the operator,
+	// once the cluster was Available) from the cluster-state ConfigMap.
+	knows := strings.Contains(logs, "The cluster exists") || strings.Contains(logs, "The cluster was created")
+	if !knows || !strings.Contains(logs, "Rejoined the cluster as a new incarnation") ||
 		strings.Contains(logs, "Bootstrapping the cluster") {
 		t.Errorf("%s did not come back as a new incarnation; its log:\n%s", victim, tail(logs, 30))
 	}
