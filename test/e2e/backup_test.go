@@ -534,9 +534,10 @@ func (e *env) loseVolumes(ctx context.Context, t *testing.T, pods ...string) {
 	}
 }
 
-// stopAndCheckCountOf is stopAndCheckCount for a BuyTracker other than the
-// suite's first.
-func (e *env) stopAndCheckCountOf(ctx context.Context, t *testing.T, bt string, w *writer, url string, before uint64, when string) {
+// stopAndCheckCountOf stops the writer and checks that the BuyTracker bt
+// holds exactly the purchases it had before plus those the writer had
+// acknowledged, read linearizably through the Service and on every pod.
+func (e *env) stopAndCheckCountOf(ctx context.Context, t *testing.T, bt string, w *writer, url string, before uint64, when string) int64 {
 	t.Helper()
 	acked, failures := w.Stop()
 	for _, f := range failures {
@@ -547,6 +548,7 @@ func (e *env) stopAndCheckCountOf(ctx context.Context, t *testing.T, bt string, 
 		t.Fatalf("%s: total_buys = %d, want exactly %d (%d before + %d acknowledged)", when, got, want, before, acked)
 	}
 	e.readFromEveryPod(ctx, t, bt, 3, want)
+	return acked
 }
 
 func ptrTo[T any](v T) *T { return &v }

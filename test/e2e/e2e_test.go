@@ -500,16 +500,7 @@ func (e *env) snapshotCluster(ctx context.Context, t *testing.T) (token, url str
 // acknowledged, read linearizably through the Service and on every pod.
 func (e *env) stopAndCheckCount(ctx context.Context, t *testing.T, w *writer, url string, before uint64, when string) int64 {
 	t.Helper()
-	acked, failures := w.Stop()
-	for _, f := range failures {
-		t.Error(f)
-	}
-	want := before + uint64(acked)
-	if got := linearizableTotal(ctx, t, url); got != want {
-		t.Fatalf("%s: total_buys = %d, want exactly %d (%d before + %d acknowledged)", when, got, want, before, acked)
-	}
-	e.readFromEveryPod(ctx, t, btName, 3, want)
-	return acked
+	return e.stopAndCheckCountOf(ctx, t, btName, w, url, before, when)
 }
 
 // deleteRemovesChildren deletes the BuyTracker: every child goes with it,
