@@ -280,10 +280,7 @@ func (r *BuyTrackerBackupReconciler) clock() time.Time {
 }
 
 func (r *BuyTrackerBackupReconciler) intervals() Intervals {
-	if r.Intervals == (Intervals{}) {
-		return DefaultIntervals
-	}
-	return r.Intervals
+	return r.Intervals.orDefault()
 }
 
 // SetupWithManager registers the reconciler: it runs when a backup is

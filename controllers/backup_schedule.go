@@ -361,10 +361,7 @@ func (r *BackupScheduleReconciler) clock() time.Time {
 }
 
 func (r *BackupScheduleReconciler) intervals() Intervals {
-	if r.Intervals == (Intervals{}) {
-		return DefaultIntervals
-	}
-	return r.Intervals
+	return r.Intervals.orDefault()
 }
 
 // SetupWithManager registers the reconciler: it runs on a BuyTracker's

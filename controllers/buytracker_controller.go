@@ -307,10 +307,7 @@ func (r *BuyTrackerReconciler) workers() int {
 }
 
 func (r *BuyTrackerReconciler) intervals() Intervals {
-	if r.Intervals == (Intervals{}) {
-		return DefaultIntervals
-	}
-	return r.Intervals
+	return r.Intervals.orDefault()
 }
 
 // SetupWithManager registers the reconciler: it runs on changes of a
@@ -351,4 +348,12 @@ func podOwner(_ context.Context, obj client.Object) []reconcile.Request {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: l[labelInstance]}}}
+}
+
+// orDefault is iv, or DefaultIntervals when iv is unset (the zero value).
+func (iv Intervals) orDefault() Intervals {
+	if iv == (Intervals{}) {
+		return DefaultIntervals
+	}
+	return iv
 }

@@ -128,16 +128,5 @@ func TestEmptyMembersOfACreatedClusterNeverBootstrap(t *testing.T) {
 	}
 	waitSuffrage(t, c, survivor, map[string]adminapi.Suffrage{"n1": adminapi.Voter, "n2": adminapi.Voter, "n3": adminapi.Voter})
 	c.WaitLeader(60 * time.Second)
-	for _, node := range c.Nodes() {
-		c.Eventually(30*time.Second, node.ID+" holds every purchase the survivor held", func() error {
-			s, status, err := c.Stats(node.HTTPURL, "stale")
-			if err != nil || status != 200 || s.TotalBuys != n {
-				return fmt.Errorf("stats %+v (%d, %v), want %d purchases", s, status, err, n)
-			}
-			return nil
-		})
-		if got := purchaseKeys(t, c, node); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("%s exports %v, want %v", node.ID, got, want)
-		}
-	}
+	holdsWhatTheSurvivorHeld(t, c, n, want)
 }

@@ -204,6 +204,19 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 		}
 		return nil
 	})
+	holdsWhatTheSurvivorHeld(t, c, n, want)
+	for i := range 5 {
+		node := c.Nodes()[i%3]
+		if ans, err := c.Buy(t.Context(), node.HTTPURL, fmt.Sprintf("after-recovery-%d", i), 100+i); err != nil || ans.Status != 201 || ans.PurchaseID != uint64(n+1+i) {
+			t.Fatalf("purchase %d after the recovery via %s: %+v %v", i, node.ID, ans, err)
+		}
+	}
+}
+
+// holdsWhatTheSurvivorHeld waits until every member counts n purchases, then
+// checks that each exports exactly the purchases want (id -> key).
+func holdsWhatTheSurvivorHeld(t *testing.T, c *Cluster, n uint64, want map[uint64]string) {
+	t.Helper()
 	for _, node := range c.Nodes() {
 		c.Eventually(30*time.Second, node.ID+" holds every purchase the survivor held", func() error {
 			s, status, err := c.Stats(node.HTTPURL, "stale")
@@ -214,12 +227,6 @@ func TestRecoveryFromALostQuorum(t *testing.T) {
 		})
 		if got := purchaseKeys(t, c, node); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("%s exports %v, want %v", node.ID, got, want)
-		}
-	}
-	for i := range 5 {
-		node := c.Nodes()[i%3]
-		if ans, err := c.Buy(t.Context(), node.HTTPURL, fmt.Sprintf("after-recovery-%d", i), 100+i); err != nil || ans.Status != 201 || ans.PurchaseID != uint64(n+1+i) {
-			t.Fatalf("purchase %d after the recovery via %s: %+v %v", i, node.ID, ans, err)
 		}
 	}
 }
